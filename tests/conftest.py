@@ -1,0 +1,84 @@
+"""Shared fixtures: a small company with named personas.
+
+    总部 HQ ─┬─ 华东分公司 East branch ── 上海一组 Team A   (director_east; manager_a → rep_a, rep_a2)
+             ├─ 华北分公司 North branch ── 北京一组 Team B  (rep_b)
+             └─ 财务部 Finance, 运营部 Operations, admin
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from weiying.org import services as org
+from weiying.org.models import Role
+
+PASSWORD = "weiying-test-pass"
+
+
+def _person(number: str, name: str, dept: Any, role: str, leader: Any = None) -> Any:
+    employee = org.create_employee(
+        actor=None, number=number, name=name, department=dept, leader=leader,
+        role=Role.objects.get(code=role), hire_date=dt.date(2024, 1, 1), check=False,
+        phone="13800000" + number[-3:],
+    )
+    org.give_login(actor=None, employee=employee, username=number.lower(), password=PASSWORD,
+                   check=False)
+    employee.refresh_from_db()
+    return employee
+
+
+@pytest.fixture
+def company(db: Any) -> SimpleNamespace:
+    hq = org.create_department(actor=None, name="总部", kind="hq", check=False)
+    east = org.create_department(actor=None, name="华东分公司", parent=hq, kind="branch",
+                                 city="上海", region="华东", check=False)
+    team_a = org.create_department(actor=None, name="上海一组", parent=east, kind="team",
+                                   city="上海", region="华东", check=False)
+    north = org.create_department(actor=None, name="华北分公司", parent=hq, kind="branch",
+                                  city="北京", region="华北", check=False)
+    team_b = org.create_department(actor=None, name="北京一组", parent=north, kind="team",
+                                   city="北京", region="华北", check=False)
+    finance_dept = org.create_department(actor=None, name="财务部", parent=hq, kind="other",
+                                         check=False)
+    ops_dept = org.create_department(actor=None, name="运营部", parent=hq, kind="other",
+                                     check=False)
+
+    admin = _person("E001", "管理员", hq, "admin")
+    director = _person("E010", "周总监", east, "director")
+    manager_a = _person("E020", "王经理", team_a, "manager", leader=director)
+    rep_a = _person("E030", "李销售", team_a, "rep", leader=manager_a)
+    rep_a2 = _person("E031", "赵销售", team_a, "rep", leader=manager_a)
+    manager_b = _person("E040", "孙经理", team_b, "manager")
+    rep_b = _person("E050", "钱销售", team_b, "rep", leader=manager_b)
+    finance = _person("E060", "陈会计", finance_dept, "finance")
+    operations = _person("E070", "吴运营", ops_dept, "operations")
+    return SimpleNamespace(
+        hq=hq, east=east, team_a=team_a, north=north, team_b=team_b,
+        finance_dept=finance_dept, ops_dept=ops_dept,
+        admin=admin, director=director, manager_a=manager_a, rep_a=rep_a, rep_a2=rep_a2,
+        manager_b=manager_b, rep_b=rep_b, finance=finance, operations=operations,
+    )
+
+
+@pytest.fixture
+def login() -> Any:
+    """login(employee) -> a Django test Client signed in as that employee."""
+
+    def _login(employee: Any) -> Client:
+        client = Client()
+        assert client.login(username=employee.number.lower(), password=PASSWORD)
+        return client
+
+    return _login
+
+
+def user_of(employee: Any) -> Any:
+    """The employee's user, fresh (no cached role or scope from earlier calls)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(pk=employee.user_id)

@@ -1,0 +1,217 @@
+"""The `weiying` command: serve, run the worker, migrate, create the demo, import files."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+
+def _setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "weiying.conf.settings")
+    from weiying.conf.env import ConfigError
+
+    try:
+        import django
+
+        django.setup()
+    except ConfigError as exc:
+        print(f"weiying: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import call_command
+
+    from weiying.org.services import ensure_builtin_roles
+
+    call_command("migrate", interactive=False, verbosity=args.verbosity)
+    ensure_builtin_roles()
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("check", deploy=args.deploy)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    from django.conf import settings
+
+    print(f"database: {connection.vendor} ok")
+    print(f"queue: {settings.HUEY['huey_class']}")
+    return 0
+
+
+def cmd_createadmin(args: argparse.Namespace) -> int:
+    _setup()
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    user, created = User.objects.get_or_create(
+        username=args.username, defaults={"is_staff": True, "is_superuser": True}
+    )
+    user.is_staff = user.is_superuser = True
+    user.set_password(args.password)
+    user.save()
+    print(("created" if created else "updated") + f" administrator {args.username}")
+    return 0
+
+
+def _serve_processes(host: str, port: int, workers: int, with_worker: bool) -> int:
+    """Run gunicorn and the task worker side by side until either stops or we are stopped."""
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "weiying.conf.settings")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "weiying.conf.wsgi:application",
+             "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
+             "--worker-class", "gthread", "--timeout", "60", "--access-logfile", "-"],
+            env=env,
+        )
+    ]
+    if with_worker:
+        procs.append(subprocess.Popen([sys.executable, "-m", "weiying.cli", "worker"], env=env))
+
+    def stop(*_args: object) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while all(proc.poll() is None for proc in procs):
+            time.sleep(0.5)
+    finally:
+        stop()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return max((proc.returncode or 0) for proc in procs)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _setup()
+    return _serve_processes(args.host, args.port, args.workers, not args.no_worker)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import call_command
+
+    call_command("run_huey", workers=args.workers)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import call_command
+
+    from weiying.demo.generate import generate, is_generated
+    from weiying.org.services import ensure_builtin_roles
+
+    call_command("migrate", interactive=False, verbosity=0)
+    ensure_builtin_roles()
+    if args.fresh or not is_generated():
+        started = time.monotonic()
+        print(f"Generating the '{args.size}' demo company (seed {args.seed})…", flush=True)
+        report = generate(size=args.size, seed=args.seed, fresh=args.fresh)
+        print(f"  done in {time.monotonic() - started:.1f}s: {report}", flush=True)
+    from weiying.demo.generate import demo_logins
+
+    print("\nDemo logins (password for all: weiying123):")
+    for role, username, name in demo_logins():
+        print(f"  {role:<12} {username:<16} {name}")
+    if args.no_serve:
+        return 0
+    print(f"\nServing http://{args.host}:{args.port}/ (Ctrl+C to stop)\n", flush=True)
+    return _serve_processes(args.host, args.port, args.workers, True)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    _setup()
+    from weiying.pipeline.imports import import_file_cli
+
+    return import_file_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="weiying", description="Weiying (微营) marketing management: run and manage it."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="create the database, generate the demo company and serve it",
+                       description="Migrate, generate the demo company (once), print the demo "
+                       "logins and serve it with the task worker.")
+    p.add_argument("--size", choices=["small", "demo", "xl"], default="demo")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--fresh", action="store_true", help="delete and regenerate the demo data")
+    p.add_argument("--no-serve", action="store_true", help="generate and print logins only")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="serve the app with gunicorn plus the task worker",
+                       description="Production HTTP server (gunicorn) and the task worker.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--no-worker", action="store_true",
+                   help="web processes only (run `weiying worker` elsewhere)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run the background task worker (Huey)",
+                       description="Run queued and periodic tasks: event dispatch, pool "
+                       "recycling, reminders.")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("migrate", help="create or update the database tables",
+                       description="Apply migrations and seed the built-in roles.")
+    p.add_argument("--verbosity", type=int, default=1)
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("createadmin", help="create or reset an administrator login",
+                       description="Create (or reset the password of) a superuser.")
+    p.add_argument("username")
+    p.add_argument("password")
+    p.set_defaults(func=cmd_createadmin)
+
+    p = sub.add_parser("import", help="import leads or customers from a CSV or Excel file",
+                       description="Stream a CSV or .xlsx file of leads or customers, validate "
+                       "every row, and import it; a file with errors imports nothing unless "
+                       "--valid-only is given. Writes an error report next to the file.")
+    p.add_argument("kind", choices=["leads", "customers"])
+    p.add_argument("file")
+    p.add_argument("--as-user", required=True, help="login name of the person importing")
+    p.add_argument("--valid-only", action="store_true",
+                   help="import the valid rows and report the rest")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("check", help="check the configuration and the database connection",
+                       description="Validate settings, run Django's checks and connect.")
+    p.add_argument("--deploy", action="store_true", help="also run deployment checks")
+    p.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""Weiying settings: one module, every value read from the environment (see .env.example)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+from weiying.conf import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = env.directory("WEIYING_DATA_DIR", Path.cwd() / "data")
+
+DEBUG = env.boolean("DEBUG", False)
+SECRET_KEY = env.text("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and env.boolean("WEIYING_REQUIRE_SECRET_KEY", False):
+        raise env.ConfigError("SECRET_KEY is empty; set it to a long random string.")
+    # Development and the demo: a fixed key is fine; production sets WEIYING_REQUIRE_SECRET_KEY=1.
+    SECRET_KEY = "weiying-insecure-development-key-change-me-0123456789abcdef"
+ALLOWED_HOSTS = env.csv("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.csv("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "huey.contrib.djhuey",
+    "weiying.core",
+    "weiying.org",
+    "weiying.catalog",
+    "weiying.customers",
+    "weiying.pipeline",
+    "weiying.api",
+    "weiying.web",
+    "weiying.demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "weiying.core.middleware.RequestContextMiddleware",
+]
+
+ROOT_URLCONF = "weiying.conf.urls"
+WSGI_APPLICATION = "weiying.conf.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "weiying.web.context.navigation",
+            ],
+        },
+    }
+]
+
+# --- Database -------------------------------------------------------------------------------
+_default_sqlite = f"sqlite:///{DATA_DIR / 'weiying.sqlite3'}"
+DATABASE_URL = env.database_url("DATABASE_URL", _default_sqlite)
+_db = dj_database_url.parse(DATABASE_URL, conn_max_age=env.integer("DB_CONN_MAX_AGE", 60))
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        # WAL lets readers and the writer work at once; IMMEDIATE takes the write lock at the
+        # start of a transaction so two writers queue on the busy timeout instead of failing.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.integer("SQLITE_BUSY_TIMEOUT", 30, minimum=1),
+    }
+    if _db["NAME"] not in {":memory:", ""}:
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    _db["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+DATABASES = {"default": _db}
+IS_POSTGRES = _db["ENGINE"].startswith("django.db.backends.postgresql")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Queue and cache ------------------------------------------------------------------------
+REDIS_URL = env.redis_url("REDIS_URL")
+TASKS_IMMEDIATE = env.boolean("WEIYING_TASKS_IMMEDIATE", False)
+if REDIS_URL:
+    HUEY = {
+        "huey_class": "huey.RedisHuey",
+        "name": "weiying",
+        "url": REDIS_URL,
+        "immediate": TASKS_IMMEDIATE,
+        "consumer": {"workers": 2, "worker_type": "thread"},
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        }
+    }
+else:
+    HUEY = {
+        "huey_class": "huey.SqliteHuey",
+        "name": "weiying",
+        "filename": str(DATA_DIR / "queue.sqlite3"),
+        "immediate": TASKS_IMMEDIATE,
+        "consumer": {"workers": 2, "worker_type": "thread"},
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "web:login"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env.boolean("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Language and time ----------------------------------------------------------------------
+LANGUAGE_CODE = env.choice("LANGUAGE_CODE", "zh-hans", {"zh-hans", "en"})
+LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env.time_zone("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Business rules that a company tunes ----------------------------------------------------
+WEIYING = {
+    "POOL_DAILY_CLAIM_LIMIT": env.integer("POOL_DAILY_CLAIM_LIMIT", 20),
+    "POOL_HOLDING_LIMIT": env.integer("POOL_HOLDING_LIMIT", 300),
+    "POOL_RECLAIM_BAR_DAYS": env.integer("POOL_RECLAIM_BAR_DAYS", 30),
+    "POOL_RECYCLE_NO_FOLLOWUP_DAYS": env.integer("POOL_RECYCLE_NO_FOLLOWUP_DAYS", 30, minimum=1),
+    "POOL_RECYCLE_NO_OPPORTUNITY_DAYS": env.integer(
+        "POOL_RECYCLE_NO_OPPORTUNITY_DAYS", 90, minimum=1
+    ),
+    "POOL_RECYCLE_WARNING_DAYS": env.integer("POOL_RECYCLE_WARNING_DAYS", 3),
+    "DISCOUNT_APPROVAL_THRESHOLD": env.text("DISCOUNT_APPROVAL_THRESHOLD", "0.10"),
+}
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"})
+LOG_JSON = env.boolean("LOG_JSON", not DEBUG)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "weiying.core.logs.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_JSON else "plain"}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,113 @@
+"""Action permissions. What a user may *see* is the data scope (weiying.core.scope); what
+they may *do* is this list, granted through their role. Deny by default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+
+from weiying.core.errors import PermissionDenied
+
+PERMISSIONS: dict[str, Any] = {
+    "customer.edit": _("Create and edit customers"),
+    "customer.unmask": _("See full phone numbers (audited)"),
+    "customer.merge": _("Merge duplicate customers"),
+    "pool.claim": _("Claim customers from the shared pool"),
+    "pool.release": _("Release customers to the shared pool"),
+    "pool.assign": _("Assign pool customers to a rep"),
+    "lead.edit": _("Create and work leads"),
+    "lead.assign": _("Assign leads to others"),
+    "import": _("Import leads and customers from files"),
+    "opportunity.edit": _("Create and move opportunities"),
+    "contract.edit": _("Draft quotes and contracts"),
+    "contract.approve": _("Approve discounts and contracts"),
+    "contract.sign": _("Mark contracts signed, cancel them"),
+    "receipt.record": _("Record receipts"),
+    "delivery.record": _("Record delivery and acceptance"),
+    "ticket.edit": _("Open and work service tickets"),
+    "export": _("Export lists (audited)"),
+    "org.manage": _("Manage departments, employees and roles"),
+    "audit.view": _("Read the audit trail"),
+    "settings.manage": _("Manage pipelines, stages and rules"),
+    "api.tokens": _("Issue and revoke API tokens"),
+}
+
+_REP = [
+    "customer.edit", "pool.claim", "pool.release", "lead.edit", "opportunity.edit",
+    "contract.edit", "ticket.edit",
+]
+BUILTIN_ROLES: list[dict[str, Any]] = [
+    {"code": "rep", "name": "Sales rep", "data_scope": "self", "permissions": _REP},
+    {
+        "code": "manager", "name": "Sales manager", "data_scope": "subtree",
+        "permissions": [*_REP, "pool.assign", "lead.assign", "contract.approve",
+                        "contract.sign", "receipt.record", "delivery.record", "export",
+                        "import", "customer.merge"],
+    },
+    {
+        "code": "director", "name": "Sales director", "data_scope": "subtree",
+        "permissions": [*_REP, "pool.assign", "lead.assign", "contract.approve",
+                        "contract.sign", "receipt.record", "delivery.record", "export",
+                        "import", "customer.merge", "customer.unmask"],
+    },
+    {
+        "code": "operations", "name": "Operations", "data_scope": "all",
+        "permissions": ["delivery.record", "ticket.edit"],
+    },
+    {
+        "code": "finance", "name": "Finance", "data_scope": "all",
+        "permissions": ["receipt.record", "contract.sign", "export", "customer.unmask"],
+    },
+    {"code": "admin", "name": "Administrator", "data_scope": "all",
+     "permissions": sorted(PERMISSIONS)},
+]
+
+
+def role_of(user: Any) -> Any:
+    """The user's role, cached on the user object for the request."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    cached = getattr(user, "_weiying_role", False)
+    if cached is not False:
+        return cached
+    employee = employee_of(user)
+    role = employee.role if employee is not None else None
+    user._weiying_role = role
+    return role
+
+
+def employee_of(user: Any) -> Any:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    cached = getattr(user, "_weiying_employee", False)
+    if cached is not False:
+        return cached
+    from weiying.org.models import Employee
+
+    employee = (
+        Employee.objects.select_related("role", "department").filter(user_id=user.pk).first()
+    )
+    user._weiying_employee = employee
+    return employee
+
+
+def has_perm(user: Any, code: str) -> bool:
+    if code not in PERMISSIONS:
+        raise KeyError(f"unknown permission {code!r}")
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return False
+    token_role = getattr(user, "_weiying_token_role", None)
+    if user.is_superuser and token_role is None:
+        return True
+    role = token_role or role_of(user)
+    return role is not None and code in role.permissions
+
+
+def require(user: Any, code: str) -> None:
+    if not has_perm(user, code):
+        raise PermissionDenied(
+            _("Your role does not allow this (%(permission)s). Ask an administrator.")
+            % {"permission": PERMISSIONS[code]},
+            code="forbidden",
+        )

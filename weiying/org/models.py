@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from weiying.org.choices import DataScope, DepartmentKind, EmployeeStatus
+
+
+class Company(models.Model):
+    """The company that runs this installation (one per installation)."""
+
+    name = models.CharField(_("name"), max_length=128)
+    short_name = models.CharField(_("short name"), max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("company")
+        verbose_name_plural = _("companies")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Department(models.Model):
+    """A node of the sales pyramid: headquarters, branch, region, team… of any depth.
+
+    `path` is the materialised path (see weiying.core.tree); it is maintained by
+    org.services and never edited by hand.
+    """
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="departments")
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children",
+        verbose_name=_("parent department"),
+    )
+    name = models.CharField(_("name"), max_length=128)
+    kind = models.CharField(
+        _("kind"), max_length=16, choices=DepartmentKind.choices, default=DepartmentKind.TEAM
+    )
+    city = models.CharField(_("city"), max_length=64, blank=True)
+    region = models.CharField(_("region"), max_length=64, blank=True)
+    path = models.CharField(max_length=255, unique=True, editable=False)
+    depth = models.PositiveSmallIntegerField(default=1, editable=False)
+    manager = models.ForeignKey(
+        "Employee", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("head"),
+    )
+    wecom_id = models.CharField(_("WeCom department id"), max_length=32, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("department")
+        verbose_name_plural = _("departments")
+        ordering = ["path"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.Model):
+    """A set of permissions with a data scope. Built-in roles are seeded; custom ones added."""
+
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=64)
+    data_scope = models.CharField(
+        _("data scope"), max_length=16, choices=DataScope.choices, default=DataScope.NONE
+    )
+    permissions = models.JSONField(_("permissions"), default=list, blank=True)
+    is_builtin = models.BooleanField(_("built in"), default=False)
+
+    class Meta:
+        verbose_name = _("role")
+        verbose_name_plural = _("roles")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Employee(models.Model):
+    """A person on the HR roster. `path` is the reporting line: the chain of direct leaders."""
+
+    number = models.CharField(_("employee number"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=64)
+    department = models.ForeignKey(
+        Department, on_delete=models.PROTECT, related_name="employees",
+        verbose_name=_("department"),
+    )
+    position = models.CharField(_("position"), max_length=64, blank=True)
+    level = models.CharField(_("level"), max_length=16, blank=True)
+    leader = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reports",
+        verbose_name=_("direct leader"),
+    )
+    path = models.CharField(max_length=255, unique=True, editable=False)
+    hire_date = models.DateField(_("hire date"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=EmployeeStatus.choices, default=EmployeeStatus.ACTIVE
+    )
+    leave_date = models.DateField(_("leave date"), null=True, blank=True)
+    phone = models.CharField(_("mobile"), max_length=20, blank=True)
+    email = models.EmailField(_("email"), blank=True)
+    city = models.CharField(_("city"), max_length=64, blank=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="employee", verbose_name=_("login"),
+    )
+    role = models.ForeignKey(
+        Role, on_delete=models.PROTECT, null=True, blank=True, related_name="employees",
+        verbose_name=_("role"),
+    )
+    wecom_userid = models.CharField(_("WeCom user id"), max_length=64, blank=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("employee")
+        verbose_name_plural = _("employees")
+        indexes = [models.Index(fields=["department", "status"], name="employee_dept_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.number})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status != EmployeeStatus.LEFT

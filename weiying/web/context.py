@@ -1,0 +1,39 @@
+"""Navigation shown in the desktop layout; entries a role cannot use are left out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+
+from weiying.core.permissions import employee_of
+
+NAV: list[tuple[str, Any]] = [
+    ("web:home", _("Overview")),
+    ("pipeline:lead_list", _("Leads")),
+    ("customers:customer_list", _("Customers")),
+    ("customers:pool", _("Shared pool")),
+    ("pipeline:opportunity_board", _("Kanban")),
+    ("pipeline:opportunity_list", _("Opportunities")),
+    ("pipeline:followup_list", _("Follow-ups")),
+    ("pipeline:contract_list", _("Contracts")),
+    ("pipeline:receivables", _("Collections")),
+    ("pipeline:ticket_list", _("Service")),
+    ("pipeline:aftersale", _("Repurchase & upsell")),
+]
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    items = []
+    for name, label in NAV:
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue
+        items.append({"url": url, "label": label, "active": request.path.startswith(url)
+                      and url != "/"})
+    return {"nav_items": items, "me": employee_of(request.user)}

@@ -1,0 +1,28 @@
+import importlib
+
+from django.urls import include, path
+
+from weiying.web import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+]
+
+# Each app's HTML pages live in its own urls.py under its own namespace.
+for _prefix, _module in [
+    ("customers/", "weiying.customers.urls"),
+    ("pipeline/", "weiying.pipeline.urls"),
+    ("m/", "weiying.web.mobile_urls"),
+]:
+    try:
+        importlib.import_module(_module)
+    except ModuleNotFoundError as exc:
+        if exc.name != _module:
+            raise
+        continue
+    urlpatterns.append(path(_prefix, include(_module)))
