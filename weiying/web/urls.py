@@ -17,7 +17,6 @@ urlpatterns = [
 for _prefix, _module in [
     ("customers/", "weiying.customers.urls"),
     ("pipeline/", "weiying.pipeline.urls"),
-    ("m/", "weiying.web.mobile_urls"),
 ]:
     try:
         importlib.import_module(_module)
@@ -26,3 +25,5 @@ for _prefix, _module in [
             raise
         continue
     urlpatterns.append(path(_prefix, include(_module)))
+
+urlpatterns.append(path("m/", include("weiying.web.mobile_urls")))

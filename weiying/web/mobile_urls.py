@@ -1,0 +1,15 @@
+"""Phone pages (WeUI) for reps inside WeCom; each app adds its own in `<app>/mobile.py`."""
+
+import importlib
+
+app_name = "mobile"
+urlpatterns: list = []
+
+for _module in ["weiying.pipeline.mobile", "weiying.customers.mobile"]:
+    try:
+        _mod = importlib.import_module(_module)
+    except ModuleNotFoundError as exc:
+        if exc.name != _module:
+            raise
+        continue
+    urlpatterns += _mod.urlpatterns
