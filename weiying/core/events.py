@@ -32,7 +32,7 @@ _SUBSCRIBERS: dict[str, list[Handler]] = defaultdict(list)
 
 # The names every layer may subscribe to. Emitting a name not listed here is a bug.
 EVENT_NAMES = {
-    "lead.created", "lead.assigned", "lead.converted", "lead.disqualified",
+    "lead.created", "lead.imported", "customer.imported", "lead.assigned", "lead.converted", "lead.disqualified",
     "customer.created", "customer.claimed", "customer.released", "customer.assigned",
     "customer.merged", "customer.recycle_warning",
     "opportunity.created", "opportunity.stage_changed", "opportunity.won", "opportunity.lost",

@@ -5,7 +5,8 @@ import importlib
 app_name = "mobile"
 urlpatterns: list = []
 
-for _module in ["weiying.pipeline.mobile", "weiying.customers.mobile"]:
+for _module in ["weiying.pipeline.mobile_day", "weiying.pipeline.mobile_leads",
+                "weiying.customers.mobile"]:
     try:
         _mod = importlib.import_module(_module)
     except ModuleNotFoundError as exc:
