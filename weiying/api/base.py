@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +14,8 @@ from ninja.security import HttpBearer, django_auth
 
 from weiying.api.tokens import authenticate
 from weiying.core.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 class TokenAuth(HttpBearer):
@@ -75,6 +78,16 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         exc.status_code, "error"
     )
     return _error(request, exc.status_code, code, str(exc))
+
+
+@api.exception_handler(Exception)
+def on_unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.exception("API request failed", extra={"path": request.path})
+    return _error(
+        request, 500, "server_error",
+        _("Something went wrong on our side. Try again in a moment; if it "
+          "keeps failing, tell your administrator."),
+    )
 
 
 def register_routers() -> None:

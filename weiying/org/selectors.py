@@ -31,3 +31,21 @@ def ancestors(department: Department) -> QuerySet[Department]:
 
 def employees_for(user: Any) -> QuerySet[Employee]:
     return visible_employees(user).select_related("department")
+
+
+def visible_departments(user: Any) -> QuerySet[Department]:
+    """Departments a user may see: all for an all-scope role, else their department subtree
+    (subtree roles) or their own department."""
+    from weiying.core.permissions import employee_of
+    from weiying.core.scope import data_scope_of
+    from weiying.org.choices import DataScope
+
+    kind = data_scope_of(user)
+    if kind == DataScope.ALL:
+        return Department.objects.all()
+    if kind == DataScope.NONE:
+        return Department.objects.none()
+    me = employee_of(user)
+    if kind == DataScope.SUBTREE:
+        return subtree_departments(me.department)
+    return Department.objects.filter(pk=me.department_id)
