@@ -13,7 +13,10 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
 ]
 
-# Each app's HTML pages live in its own urls.py under its own namespace.
+# Each app's HTML pages live in its own urls.py under its own top-level namespace
+# ("pipeline:…", "customers:…", "mobile:…"): weiying.conf.urls mounts `area_urlpatterns` at
+# the root, outside the "web" namespace of this module.
+area_urlpatterns: list = []
 for _prefix, _module in [
     ("customers/", "weiying.customers.urls"),
     ("pipeline/", "weiying.pipeline.urls"),
@@ -24,6 +27,6 @@ for _prefix, _module in [
         if exc.name != _module:
             raise
         continue
-    urlpatterns.append(path(_prefix, include(_module)))
+    area_urlpatterns.append(path(_prefix, include(_module)))
 
-urlpatterns.append(path("m/", include("weiying.web.mobile_urls")))
+area_urlpatterns.append(path("m/", include("weiying.web.mobile_urls")))
