@@ -444,6 +444,11 @@ class Ticket(models.Model):
     class Meta:
         verbose_name = _("service ticket")
         verbose_name_plural = _("service tickets")
+        indexes = [
+            models.Index(fields=["owner", "status", "-opened_at"], name="ticket_owner_idx"),
+            models.Index(fields=["-opened_at", "-id"], name="ticket_opened_idx"),
+            models.Index(fields=["status", "resolve_by"], name="ticket_sla_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
