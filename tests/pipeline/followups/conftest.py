@@ -1,0 +1,1 @@
+from tests.pipeline.opportunities.factories import clock  # noqa: F401
