@@ -1,0 +1,85 @@
+"""Phone pages (WeUI) for reps: my customers, one customer, the shared pool with one-tap claim.
+
+Mounted under /m/ in the "mobile" namespace by weiying.web.mobile_urls.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from weiying.core.errors import Conflict, NotFound, ValidationFailed
+from weiying.core.permissions import employee_of, has_perm
+from weiying.customers import selectors, services
+from weiying.web.errors import domain_errors
+
+
+def _page(request: HttpRequest, **filters: object) -> object:
+    try:
+        return selectors.list_customers(request.user, q=request.GET.get("q", ""),
+                                        cursor=request.GET.get("after") or None, size=30,
+                                        **filters)
+    except ValidationFailed:
+        return selectors.list_customers(request.user, q=request.GET.get("q", ""), size=30,
+                                        **filters)
+
+
+@login_required
+@domain_errors
+def my_customers(request: HttpRequest) -> HttpResponse:
+    me = employee_of(request.user)
+    page = _page(request, owner_id=me.pk if me else -1)
+    return render(request, "customers/mobile/customers.html", {"page": page})
+
+
+@login_required
+@domain_errors
+def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = selectors.customer_detail(request.user, pk)
+    if customer.merged_into_id:
+        return redirect("mobile:customer_detail", pk=customer.merged_into_id)
+    return render(request, "customers/mobile/customer_detail.html", {
+        "customer": customer,
+        "contacts": customer.contacts.order_by("-is_primary", "pk"),
+        "can_claim": customer.in_pool and has_perm(request.user, "pool.claim"),
+        "can_unmask": has_perm(request.user, "customer.unmask"),
+    })
+
+
+@login_required
+@domain_errors
+def pool(request: HttpRequest) -> HttpResponse:
+    page = _page(request, pool=True)
+    return render(request, "customers/mobile/pool.html", {
+        "page": page, "can_claim": has_perm(request.user, "pool.claim"),
+    })
+
+
+@require_POST
+@login_required
+@domain_errors
+def claim(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        customer = selectors.customer_detail(request.user, pk)
+        services.claim_customer(actor=request.user, customer=customer)
+    except NotFound:
+        messages.error(request, _("This customer is no longer in the shared pool."))
+        return redirect("mobile:pool")
+    except Conflict as exc:
+        messages.error(request, str(exc.message))
+        return redirect("mobile:pool")
+    messages.success(request, _("%(name)s is yours now.") % {"name": customer.name})
+    return redirect("mobile:customer_detail", pk=customer.pk)
+
+
+urlpatterns = [
+    path("customers/", my_customers, name="customers"),
+    path("customers/<int:pk>/", customer_detail, name="customer_detail"),
+    path("customers/<int:pk>/claim/", claim, name="customer_claim"),
+    path("pool/", pool, name="pool"),
+]
