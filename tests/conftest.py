@@ -32,8 +32,19 @@ def _person(number: str, name: str, dept: Any, role: str, leader: Any = None) ->
     return employee
 
 
+def seed_defaults() -> None:
+    """Roles and the default pipeline come from data migrations; a transactional test's flush
+    removes them, so every persona fixture puts them back first."""
+    from weiying.pipeline.defaults import seed_pipeline
+    from weiying.pipeline.models import Pipeline, Stage
+
+    org.ensure_builtin_roles()
+    seed_pipeline(Pipeline, Stage)
+
+
 @pytest.fixture
 def company(db: Any) -> SimpleNamespace:
+    seed_defaults()
     hq = org.create_department(actor=None, name="总部", kind="hq", check=False)
     east = org.create_department(actor=None, name="华东分公司", parent=hq, kind="branch",
                                  city="上海", region="华东", check=False)

@@ -104,6 +104,7 @@ if REDIS_URL:
         "name": "weiying",
         "url": REDIS_URL,
         "immediate": TASKS_IMMEDIATE,
+        "utc": False,  # crontabs read in TIME_ZONE (Asia/Shanghai), not UTC
         "consumer": {"workers": 2, "worker_type": "thread"},
     }
     CACHES = {
@@ -118,6 +119,7 @@ else:
         "name": "weiying",
         "filename": str(DATA_DIR / "queue.sqlite3"),
         "immediate": TASKS_IMMEDIATE,
+        "utc": False,  # crontabs read in TIME_ZONE (Asia/Shanghai), not UTC
         "consumer": {"workers": 2, "worker_type": "thread"},
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
