@@ -1,0 +1,341 @@
+"""Data-scope matrix over every HTML page (desktop and phone): lists with search, export and
+filters, aggregate pages, detail pages, forms pre-filled from a record, and POST actions —
+for rep A, rep B (other branch), A's manager, the east director, finance and admin.
+
+Every URL pattern in the namespaces customers, pipeline, mobile and web must be listed in
+PAGE_ROUTES; a new page fails `test_every_page_is_in_the_matrix` until it is added here.
+(The "api" namespace is the API, covered operation by operation in test_matrix_api.py;
+"admin" is Django's admin, staff-only, and i18n switches the language.)
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.scope.conftest import OWNERS, PERSONAS, POOLS, VISIBLE, World, markers_in
+from tests.scope.matrix import (
+    MISSING_ID,
+    _body_text,
+    action,
+    check_action,
+    check_create,
+    check_detail,
+    check_list,
+    check_no_markers,
+    create,
+    detail,
+    form,
+    lst,
+    meta,
+    public,
+)
+
+pytestmark = pytest.mark.django_db
+
+NAMESPACES = ("customers", "pipeline", "mobile", "web")
+LIST = ({}, {"q": "MK"}, {"export": "csv"}, {"q": "MK", "export": "csv"})
+PLAIN = ({}, {"export": "csv"})
+
+
+def _every(model: str, key: str) -> Any:
+    """Variants naming each record of a model, in and outside the scope (?key=<id>)."""
+    return lambda world, persona: [{}] + [{key: obj.pk} for _c, obj in world.records_of(model)]
+
+
+def _contract_actions() -> list[str]:
+    from weiying.pipeline.services.contracts import TRANSITIONS
+
+    return list(TRANSITIONS)
+
+
+CONTRACT_FORM = {"reason": "matrix", "signed_on": "$today", "delivered_on": "$today",
+                 "accepted_on": "$today", "completed_on": "$today"}
+TICKET_ACTIONS = {
+    "start": {}, "wait": {}, "resolve": {"resolution": "matrix"}, "close": {},
+    "reopen": {"reason": "matrix"}, "reassign": {"owner": "$me"}, "priority": {"priority": "high"},
+}
+
+# name -> one spec or a tuple of specs. An action spec may carry "slug": the second URL
+# argument (contract_action/<action>, quote_action/<action>).
+PAGE_ROUTES: dict[str, Any] = {
+    # --- web ---
+    "web:home": lst(),  # figures only, no names: checked against the scope by HOOKS below
+    "web:login": public("the sign-in form; no records"),
+    "web:logout": meta("POST: signs out; no records"),
+    "web:healthz": public("liveness probe (SELECT 1); no records"),
+    # --- customers ---
+    "customers:customer_list": lst("cust", variants=LIST),
+    "customers:pool": lst("cust", variants=LIST),
+    "customers:customer_new": form(),
+    "customers:customer_detail": detail("customer"),
+    "customers:customer_edit": (
+        detail("customer"),
+        action("customer", {"name": "矩阵改名", "kind": "company", "level": "B",
+                            "source": "other"}, form=True),
+    ),
+    "customers:customer_merge": (
+        detail("customer"),
+        action("customer", {"duplicate": "$pool_customer"}, form=True),
+    ),
+    "customers:customer_claim": action("customer", form=True),
+    "customers:customer_release": action("customer", {"reason": "matrix"}, form=True),
+    "customers:customer_assign": action("customer", {"owner": "$me"}, form=True),
+    "customers:customer_reveal_phone": action("customer", form=True),
+    "customers:customer_contact_add": action("customer", {"name": "矩阵联系人"}, form=True),
+    "customers:customer_consent_add": action(
+        "customer", {"purpose": "marketing", "granted": "1", "method": "verbal"}, form=True),
+    "customers:customer_tags": action("customer", {"tags": "矩阵"}, form=True),
+    # --- leads and imports ---
+    "pipeline:lead_list": lst("lead", variants=(*LIST, {"status": "new"},
+                                                {"status": "assigned"})),
+    "pipeline:lead_new": form(needs="lead.edit"),
+    "pipeline:lead_detail": detail("lead"),
+    "pipeline:lead_assign": action("lead", {"owner": "$me"}, form=True),
+    "pipeline:lead_disqualify": action("lead", {"reason": "no_need"}, form=True),
+    "pipeline:lead_convert": (
+        detail("lead", needs="lead.edit"),
+        action("lead", {"create_opportunity": "on", "opportunity_name": "矩阵"}, form=True),
+    ),
+    "pipeline:capture_form": public("the public lead form (no login); shows no records"),
+    "pipeline:import_upload": meta("the upload form; needs import; lists no records"),
+    "pipeline:import_result": {"kind": "import_result"},
+    # --- opportunities, kanban, follow-ups ---
+    "pipeline:opportunity_list": lst("oppo", variants=(*LIST, {"status": "open"})),
+    "pipeline:opportunity_board": lst("oppo"),
+    "pipeline:opportunity_new": (
+        form(_every("customer", "customer"), needs="opportunity.edit"),
+        create("customer", {"customer": "$ref", "name": "矩阵商机"}, ok=(302,)),
+    ),
+    "pipeline:opportunity_detail": detail("opportunity"),
+    "pipeline:opportunity_move": action("opportunity", {"stage": "$stage"}, form=True),
+    "pipeline:opportunity_won": action("opportunity", {"note": "matrix"}, form=True),
+    "pipeline:opportunity_lost": action("opportunity", {"reason": "price"}, form=True),
+    "pipeline:opportunity_reopen": action("opportunity", form=True),
+    "pipeline:pipeline_settings": meta("pipelines and stages; needs settings.manage"),
+    "pipeline:followup_list": lst("foll", variants=(*PLAIN, {"due": "1"})),
+    "pipeline:followup_new": (
+        detail("customer", query="customer"),
+        detail("lead", query="lead"),
+        detail("opportunity", query="opportunity"),
+        create("customer", {"customer": "$ref", "kind": "call", "note": "矩阵跟进"},
+               ok=(302,)),
+    ),
+    # --- contracts, quotes, collections ---
+    "pipeline:contract_list": lst("ctrt", variants=(*LIST, {"status": "signed"})),
+    "pipeline:contract_new": form(_every("customer", "customer"), needs="contract.edit"),
+    "pipeline:contract_detail": detail("contract"),
+    "pipeline:contract_edit": (
+        detail("contract", ok=(302,)),  # signed: "only a draft can be edited" → the contract
+        action("contract", {"title": "matrix"}, form=True),
+    ),
+    "pipeline:contract_action": tuple(
+        {**action("contract", CONTRACT_FORM, form=True), "slug": a} for a in _contract_actions()
+    ),
+    "pipeline:instalment_plan": (
+        detail("contract"),
+        action("contract", {"rows": "1", "due_on_0": "$today", "amount_0": "1.00"}, form=True),
+    ),
+    "pipeline:receipt_new": (
+        detail("contract"),
+        action("contract", {"amount": "1.00", "received_on": "$today", "method": "bank"},
+               form=True),
+    ),
+    "pipeline:receivables": lst("ctrt", "cust", variants=(*PLAIN, {"overdue": "1"})),
+    "pipeline:quote_list": lst("quot", variants=PLAIN),
+    "pipeline:quote_new": form(_every("customer", "customer"), needs="contract.edit"),
+    "pipeline:quote_detail": detail("quote"),
+    "pipeline:quote_action": tuple(
+        {**action("quote", form=True), "slug": a} for a in ("send", "accept", "reject", "convert")
+    ),
+    # --- tickets and after-sale ---
+    "pipeline:ticket_list": lst("tick", variants=(*LIST, {"sla": "breached"})),
+    "pipeline:ticket_new": (
+        form(({}, {"q": "MK"})),
+        detail("customer", query="customer"),
+        create("customer", {"customer": "$ref", "title": "矩阵工单", "priority": "normal"},
+               ok=(302,)),
+    ),
+    "pipeline:ticket_detail": detail("ticket"),
+    "pipeline:ticket_action": tuple(
+        action("ticket", {"action": name, **body}, form=True)
+        for name, body in TICKET_ACTIONS.items()
+    ),
+    "pipeline:aftersale": lst("cust", variants=({}, {"tab": "repurchase", "within": "90"},
+                                                 {"tab": "upsell"}, {"tab": "value"})),
+    # --- phone pages ---
+    "mobile:my_day": lst("foll", "lead", "oppo", "cust", mine=True),
+    "mobile:followup_new": (
+        detail("customer", query="customer"),
+        detail("lead", query="lead"),
+        create("customer", {"customer": "$ref", "kind": "call", "note": "矩阵跟进"},
+               ok=(302,)),
+    ),
+    "mobile:leads": lst("lead", variants=({}, {"show": "all"}), mine=True),
+    "mobile:lead_detail": (
+        detail("lead"),
+        action("lead", {"action": "convert"}, form=True),
+    ),
+    "mobile:customers": lst("cust", variants=({}, {"q": "MK"}), mine=True),
+    "mobile:customer_detail": detail("customer"),
+    "mobile:customer_claim": action("customer", form=True),
+    "mobile:pool": lst("cust", variants=({}, {"q": "MK"})),
+}
+
+
+def _walk(patterns: list[Any], namespace: str | None = None) -> list[tuple[str, Any]]:
+    found = []
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            found += _walk(p.url_patterns, p.namespace or namespace)
+        elif isinstance(p, URLPattern) and p.name:
+            found.append((f"{namespace}:{p.name}", p))
+    return found
+
+
+def page_routes() -> dict[str, Any]:
+    """Every named URL pattern of the page namespaces, as "namespace:name"."""
+    return {name: p for name, p in _walk(get_resolver().url_patterns)
+            if name.split(":")[0] in NAMESPACES}
+
+
+def test_every_page_is_in_the_matrix() -> None:
+    found = set(page_routes())
+    missing = sorted(found - set(PAGE_ROUTES))
+    stale = sorted(set(PAGE_ROUTES) - found)
+    assert not missing, (
+        "Pages missing from the data-scope matrix (add each to PAGE_ROUTES in "
+        f"tests/scope/test_matrix_pages.py with its kind): {missing}")
+    assert not stale, f"PAGE_ROUTES entries that match no URL pattern any more: {stale}"
+
+
+def test_every_org_meta_and_public_page_says_why() -> None:
+    for name, specs in PAGE_ROUTES.items():
+        for spec in specs if isinstance(specs, tuple) else (specs,):
+            if spec["kind"] in ("org", "meta", "public"):
+                assert len(spec["why"]) > 10, name
+
+
+# --- figures of the aggregate pages ------------------------------------------------------------
+def _home_figures(world: World) -> Any:
+    """The overview's sums are over the persona's scope exactly (amounts are distinct per
+    owner, so a wrong sum names the owner that leaked into it)."""
+
+    def check(persona: str, response: Any, params: dict[str, Any]) -> list[str]:
+        ctx = response.context
+        owners = [c for c in OWNERS if c in VISIBLE[persona]]
+        total = world.expected_sum(persona)
+        want = {
+            "open opportunities": (len(owners), total),
+            "signed this month": (len(owners), total),
+            "collected this month": world.expected_sum(persona, Decimal("0.1")),
+            "overdue": world.expected_sum(persona, Decimal("0.4")),
+            "shared pool": len([c for c in POOLS if c in VISIBLE[persona]]),
+            "open tickets": len(owners),
+            "due follow-ups": len(owners),
+        }
+        got = {
+            "open opportunities": (ctx["pipeline"]["count"], ctx["pipeline"]["value"]),
+            "signed this month": (ctx["signed"]["count"], ctx["signed"]["value"]),
+            "collected this month": ctx["collected"],
+            "overdue": ctx["overdue"],
+            "shared pool": ctx["pool_size"],
+            "open tickets": ctx["tickets"]["open"],
+            "due follow-ups": ctx["due_followups"],
+        }
+        return [f"{k}: {got[k]}, expected {want[k]} (owners {owners})"
+                for k in want if got[k] != want[k]]
+
+    return check
+
+
+def _receivable_figures(world: World) -> Any:
+    def check(persona: str, response: Any, params: dict[str, Any]) -> list[str]:
+        if params.get("export"):
+            return []
+        summary = response.context["summary"]
+        want = (world.expected_sum(persona), world.expected_sum(persona, Decimal("0.1")))
+        got = (summary["total"], summary["collected"])
+        return [] if got == want else [f"summary total/collected {got}, expected {want}"]
+
+    return check
+
+
+HOOKS = {"web:home": _home_figures, "pipeline:receivables": _receivable_figures}
+
+
+# --- the matrix ------------------------------------------------------------------------------
+def _import_report_is_private(world: World, clients: dict[str, Any]) -> list[str]:
+    """An import's report is readable by the person who ran it and by nobody else (not even
+    an administrator): anyone else gets 404, report and error download alike."""
+    from tests.conftest import user_of
+    from weiying.pipeline.imports import ImportReport
+    from weiying.pipeline.views.imports import save_report
+
+    report = ImportReport(kind="leads", file_name="matrix.csv", rows=1, rejected=1)
+    report.add_error(2, "phone", "matrix")
+    token = save_report(report, user_of(world.persona("manager_a")))
+    problems = []
+    url = reverse("pipeline:import_result", args=[token])
+    for persona in PERSONAS:
+        for params in ({}, {"download": "errors"}):
+            want = 200 if persona == "manager_a" else 404
+            status = clients[persona].get(url, params).status_code
+            if status != want:
+                problems.append(f"{persona} GET {url} {params}: status {status}, expected {want}")
+    return problems
+
+
+def _cases() -> list[tuple[str, int]]:
+    out = []
+    for name, specs in sorted(PAGE_ROUTES.items()):
+        count = len(specs) if isinstance(specs, tuple) else 1
+        out += [(name, i) for i in range(count)]
+    return out
+
+
+@pytest.mark.parametrize(("name", "index"), _cases(),
+                         ids=[f"{n}#{i}" for n, i in _cases()])
+def test_page_keeps_to_the_scope(name: str, index: int, world: World,
+                                 clients: dict[str, Any]) -> None:
+    specs = PAGE_ROUTES[name]
+    spec = specs[index] if isinstance(specs, tuple) else specs
+    kind = spec["kind"]
+    slug = spec.get("slug")
+
+    def url_for(pk: Any) -> str:
+        args = [] if pk is None else [pk]
+        return reverse(name, args=[*args, slug] if slug else args)
+
+    if kind in ("list", "form"):
+        hook = HOOKS[name](world) if name in HOOKS else None
+        problems = check_list(world, clients, url_for(None), spec, on_response=hook)
+    elif kind == "detail":
+        problems = check_detail(world, clients, url_for, spec)
+    elif kind == "action":
+        problems = check_action(world, clients, "POST", url_for, spec)
+    elif kind == "create":
+        problems = check_create(world, clients, "POST", url_for(None), spec)
+    elif kind == "import_result":
+        problems = _import_report_is_private(world, clients)
+    elif name == "web:logout":
+        problems = []  # POST only; it signs the persona out
+    else:
+        problems = check_no_markers(world, clients, url_for(None))
+    assert not problems, "\n".join([name, *problems])
+
+
+def test_pages_are_not_vacuous_for_finance(world: World, clients: dict[str, Any]) -> None:
+    """Finance sees everything: the customer list names every customer of the world."""
+    body = _body_text(clients["finance"].get(reverse("customers:customer_list")))
+    want = {f"MK{code}cust" for code, _c in world.records_of("customer")}
+    assert want <= markers_in(body), sorted(want - markers_in(body))
+
+
+def test_a_missing_record_is_a_404_page(world: World, clients: dict[str, Any]) -> None:
+    """The baseline the action checks compare against: a missing id is a 404 on detail."""
+    url = reverse("customers:customer_detail", args=[MISSING_ID])
+    assert clients["admin"].get(url).status_code == 404
