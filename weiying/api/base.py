@@ -82,7 +82,7 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 @api.exception_handler(Exception)
 def on_unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
-    logger.exception("API request failed", extra={"path": request.path})
+    logger.error("API request failed", extra={"path": request.path}, exc_info=exc)
     return _error(
         request, 500, "server_error",
         _("Something went wrong on our side. Try again in a moment; if it "

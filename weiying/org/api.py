@@ -18,7 +18,7 @@ from weiying.core.pagination import keyset_page
 from weiying.core.permissions import PERMISSIONS, employee_of, has_perm, require
 from weiying.core.scope import data_scope_of
 from weiying.org import services
-from weiying.org.models import Department, Employee, Role
+from weiying.org.models import Employee, Role
 from weiying.org.selectors import visible_departments, visible_employees
 
 router = Router(tags=["org"])

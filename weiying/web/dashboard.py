@@ -15,13 +15,21 @@ from django.utils import timezone
 
 from weiying.core.scope import scoped
 from weiying.customers.models import Customer
-from weiying.pipeline.models import Contract, FollowUp, Instalment, Lead, Opportunity, Receipt, Ticket
+from weiying.pipeline.models import (
+    Contract,
+    FollowUp,
+    Instalment,
+    Lead,
+    Opportunity,
+    Receipt,
+    Ticket,
+)
 
 ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=18, decimal_places=2))
 
 
 def _month_start(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime(day.year, day.month, 1))
+    return dt.datetime(day.year, day.month, 1, tzinfo=timezone.get_current_timezone())
 
 
 def overview(user: Any) -> dict[str, Any]:
