@@ -42,6 +42,21 @@ def seed_defaults() -> None:
     seed_pipeline(Pipeline, Stage)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _reseed_after_transactional_tests(request: Any, django_db_blocker: Any) -> Any:
+    """A transactional test ends with a flush, which also empties what the data migrations
+    seeded. After a module that ran one, put the seed back for the tests that follow."""
+    yield
+    transactional = any(
+        (marker := item.get_closest_marker("django_db")) is not None
+        and marker.kwargs.get("transaction")
+        for item in request.session.items if item.module is request.module
+    )
+    if transactional:
+        with django_db_blocker.unblock():
+            seed_defaults()
+
+
 @pytest.fixture
 def company(db: Any) -> SimpleNamespace:
     seed_defaults()
@@ -78,10 +93,11 @@ def company(db: Any) -> SimpleNamespace:
 
 @pytest.fixture
 def login() -> Any:
-    """login(employee) -> a Django test Client signed in as that employee."""
+    """login(employee) -> a Django test Client signed in as that employee; pass
+    language="en" for a browser that asks for English."""
 
-    def _login(employee: Any) -> Client:
-        client = Client()
+    def _login(employee: Any, language: str | None = None) -> Client:
+        client = Client(**({"HTTP_ACCEPT_LANGUAGE": language} if language else {}))
         assert client.login(username=employee.number.lower(), password=PASSWORD)
         return client
 
@@ -93,3 +109,4 @@ def user_of(employee: Any) -> Any:
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.get(pk=employee.user_id)
+

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import connection
 
 from weiying.core.errors import DomainError
 from weiying.customers import services
@@ -17,20 +17,8 @@ from weiying.customers.models import Customer, OwnershipChange
 from weiying.org import services as org
 from weiying.org.models import Role
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _leave_seed_data_behind(django_db_blocker):
-    yield
-    # A transactional test ends with a flush, which also empties what the migrations seeded
-    # (roles, the default pipeline). Put it back, so transactional tests that run after this
-    # module and do not ask for serialized_rollback still find it.
-    with django_db_blocker.unblock():
-        for alias in connections:
-            content = getattr(connections[alias], "_test_serialized_contents", None)
-            if content:
-                connections[alias].creation.deserialize_db_from_string(content)
 
 
 def _reps(company, count):

@@ -153,7 +153,7 @@ def test_claim_from_the_pool_page(company, login):
 def test_claim_lost_to_someone_else_says_so(company, login):
     customer = make_customer(company.rep_a2)
 
-    response = login(company.rep_a).post(
+    response = login(company.rep_a, language="en").post(
         reverse("customers:customer_claim", args=[customer.pk]), follow=True)
 
     assert response.status_code == 200

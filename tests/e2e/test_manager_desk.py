@@ -9,17 +9,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import user_of
-from tests.e2e.test_rep_phone_flow import (  # noqa: F401 - the fixture is used by autouse
-    _leave_seed_data_behind,
-    screenshots_on_failure,
-    sign_in,
-)
+from tests.e2e.test_rep_phone_flow import screenshots_on_failure, sign_in
 from weiying.customers import services as customers
 from weiying.pipeline.models import Opportunity, Stage, StageChange
 from weiying.pipeline.services import opportunities as deals
 from weiying.pipeline.services.opportunities import default_pipeline
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

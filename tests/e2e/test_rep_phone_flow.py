@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from tests.conftest import PASSWORD
@@ -25,21 +24,10 @@ from weiying.customers.models import Customer
 from weiying.pipeline.choices import FollowUpKind, OpportunityStatus
 from weiying.pipeline.models import FollowUp, Opportunity
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-results"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _leave_seed_data_behind(django_db_blocker: Any) -> Iterator[None]:
-    yield
-    # A transactional test ends with a flush, which also empties what the migrations seeded
-    # (roles, the default pipeline). Put it back for the transactional tests that follow.
-    with django_db_blocker.unblock():
-        for alias in connections:
-            content = getattr(connections[alias], "_test_serialized_contents", None)
-            if content:
-                connections[alias].creation.deserialize_db_from_string(content)
 
 
 @contextmanager

@@ -101,3 +101,9 @@ def english() -> Any:
 
     with translation.override("en"):
         yield
+
+
+@pytest.fixture
+def login(login):
+    """These tests read English messages: every client asks for English."""
+    return lambda employee, language="en": login(employee, language=language)

@@ -22,7 +22,7 @@ def roles(db):
 
 
 @pytest.mark.postgres_only
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_racing_receipts_never_take_a_contract_beyond_its_total(roles, company,
                                                                  make_contract):
     contract = make_contract("signed")  # total 2000.00

@@ -62,7 +62,7 @@ def test_timeline_merges_every_kind_newest_first(company, history):
     followup = next(e for e in entries if e.kind == "followup")
     assert (followup.body, followup.actor) == ("首次电话", "李销售")
     stage = next(e for e in entries if e.kind == "stage")
-    assert stage.title == "采购: 初步接洽 → 方案报价"
+    assert stage.title == "采购：初步接洽 → 方案报价"
     assert stage.url.startswith("/pipeline/opportunities/")
 
 

@@ -43,3 +43,9 @@ def rule(company: Any) -> Any:
 
 
 __all__ = ["user_of"]
+
+
+@pytest.fixture
+def login(login):
+    """These tests read English messages: every client asks for English."""
+    return lambda employee, language="en": login(employee, language=language)
