@@ -31,11 +31,40 @@ from weiying.customers.forms import (
 )
 from weiying.customers.models import Customer, Tag
 from weiying.web.errors import domain_errors
-from weiying.web.lists import list_page
+from weiying.web.exports import Column, export_links, export_response, money_text, wants_export
+from weiying.web.lists import list_page, whole_list
 
 SORT_LABELS = [
     ("-activity", gettext_lazy("Latest activity")), ("name", gettext_lazy("Name")),
     ("-created", gettext_lazy("Newest")), ("-value", gettext_lazy("Signed value")),
+]
+
+
+def _owner_text(customer: Customer) -> str:
+    if customer.in_pool:
+        return _("Shared pool")
+    return customer.owner.name if customer.owner else ""
+
+
+# The columns of the customers export (?export=csv|xlsx); the phone stays masked.
+EXPORT_COLUMNS: list[Column] = [
+    (gettext_lazy("Customer name"), lambda c: c.name),
+    (gettext_lazy("Kind"), lambda c: c.get_kind_display()),
+    (gettext_lazy("Phone"), lambda c: c.masked_phone),
+    (gettext_lazy("Level"), lambda c: c.get_level_display()),
+    (gettext_lazy("Follow-up status"), lambda c: c.get_status_display()),
+    (gettext_lazy("Source"), lambda c: c.get_source_display()),
+    (gettext_lazy("Industry"), lambda c: c.industry),
+    (gettext_lazy("City"), lambda c: c.city),
+    (gettext_lazy("Region"), lambda c: c.region),
+    (gettext_lazy("Owner"), _owner_text),
+    (gettext_lazy("Department"), lambda c: c.department.name if c.department else ""),
+    (gettext_lazy("Tags"), lambda c: ", ".join(t.name for t in c.tags.all())),
+    (gettext_lazy("Total signed"), lambda c: money_text(c.total_signed)),
+    (gettext_lazy("Total collected"), lambda c: money_text(c.total_collected)),
+    (gettext_lazy("Next follow-up"), lambda c: c.next_followup_at),
+    (gettext_lazy("Last activity"), lambda c: c.last_activity_at),
+    (gettext_lazy("Created at"), lambda c: c.created_at),
 ]
 
 
@@ -104,9 +133,15 @@ def _list_context(request: HttpRequest, state: Any) -> dict[str, Any]:
 @login_required
 @domain_errors
 def customer_list(request: HttpRequest) -> HttpResponse:
+    fmt = wants_export(request)
+    if fmt:
+        qs = selectors.customers_queryset(request.user, pool=False, **_filters(request))
+        qs = whole_list(request, qs, sorts=selectors.SORTS, default=selectors.DEFAULT_SORT)
+        return export_response(request, qs, EXPORT_COLUMNS, name="customers", fmt=fmt)
     state = _list(request, pool=False)
     context = _list_context(request, state)
     context["owners"] = _owners(request.user)
+    context["export_links"] = export_links(request)
     return render(request, "customers/customer_list.html", context)
 
 

@@ -18,16 +18,42 @@ from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from weiying.core import audit
-from weiying.core.permissions import require
+from weiying.core.money import money
+from weiying.core.permissions import has_perm, require
 
 Column = tuple[Any, Callable[[Any], Any]]
 BATCH = 2000
 MAX_ROWS = 1_000_000
 
 
+FORMATS = ("csv", "xlsx")
+
+
 def wants_export(request: HttpRequest) -> str | None:
     fmt = request.GET.get("export", "")
-    return fmt if fmt in {"csv", "xlsx"} else None
+    return fmt if fmt in FORMATS else None
+
+
+def export_links(request: HttpRequest) -> dict[str, str]:
+    """The toolbar's "export" links: the page's query string (filters, search, sort) without
+    the page cursor, plus export=csv|xlsx. Empty for a user without the export permission,
+    so the template shows no link."""
+    if not has_perm(request.user, "export"):
+        return {}
+    from urllib.parse import urlencode
+
+    kept = {k: v for k, v in request.GET.items() if k not in ("after", "export") and v}
+    return {fmt: "?" + urlencode({**kept, "export": fmt}) for fmt in FORMATS}
+
+
+def money_text(value: Any) -> str:
+    """An amount as a plain decimal string, rounded to the fen: "1234.50" ("" for none)."""
+    return "" if value is None else str(money(value))
+
+
+def name_of(obj: Any) -> str:
+    """A related row's name, "" when there is none (an unowned lead, a pool customer)."""
+    return "" if obj is None else obj.name
 
 
 def _rows(queryset: QuerySet[Any], columns: list[Column]) -> Iterator[list[Any]]:

@@ -25,15 +25,26 @@ class ListState:
         return "?" + urlencode({k: v for k, v in merged.items() if v not in ("", None)})
 
 
+def list_sort(request: HttpRequest, *, sorts: dict[str, list[str]], default: str) -> str:
+    """The public sort key the query string asks for, or the default if it is not offered."""
+    sort = request.GET.get("sort", default)
+    return sort if sort in sorts else default
+
+
+def whole_list(
+    request: HttpRequest, queryset: QuerySet[Any], *, sorts: dict[str, list[str]], default: str,
+) -> QuerySet[Any]:
+    """Every row of the list (not one page) in the order the page shows: for exports."""
+    return queryset.order_by(*sorts[list_sort(request, sorts=sorts, default=default)])
+
+
 def list_page(
     request: HttpRequest, queryset: QuerySet[Any], *, sorts: dict[str, list[str]],
     default: str, size: int = 50,
 ) -> ListState:
     """`sorts` maps a public sort key (e.g. "-activity") to the ordering; the last field of
     each ordering must be unique (id) for keyset paging."""
-    sort = request.GET.get("sort", default)
-    if sort not in sorts:
-        sort = default
+    sort = list_sort(request, sorts=sorts, default=default)
     page = keyset_page(queryset, sorts[sort], cursor=request.GET.get("after") or None, size=size)
     params = {k: v for k, v in request.GET.items() if k != "after"}
     return ListState(page=page, sort=sort, params=params)

@@ -30,7 +30,15 @@ from weiying.pipeline.selectors import contracts as selectors
 from weiying.pipeline.services import contracts as services
 from weiying.pipeline.services import quotes as quote_services
 from weiying.web.errors import domain_errors
-from weiying.web.lists import list_page
+from weiying.web.exports import (
+    Column,
+    export_links,
+    export_response,
+    money_text,
+    name_of,
+    wants_export,
+)
+from weiying.web.lists import list_page, whole_list
 
 HUNDRED = Decimal(100)
 
@@ -172,6 +180,22 @@ CONTRACT_SORTS = {
     "-total": ["-total", "-id"],
     "number": ["number", "id"],
 }
+# The columns of the contracts export (?export=csv|xlsx).
+CONTRACT_EXPORT: list[Column] = [
+    (gettext_lazy("Number"), lambda c: c.number),
+    (gettext_lazy("Title"), lambda c: c.title),
+    (gettext_lazy("Customer"), lambda c: c.customer.name),
+    (gettext_lazy("Owner"), lambda c: name_of(c.owner)),
+    (gettext_lazy("Status"), lambda c: c.get_status_display()),
+    (gettext_lazy("Total (VAT incl.)"), lambda c: money_text(c.total)),
+    (gettext_lazy("Net of VAT"), lambda c: money_text(c.total_net)),
+    (gettext_lazy("VAT"), lambda c: money_text(c.total_vat)),
+    (gettext_lazy("Collected"), lambda c: money_text(c.collected)),
+    (gettext_lazy("Signed on"), lambda c: c.signed_on),
+    (gettext_lazy("Starts on"), lambda c: c.start_on),
+    (gettext_lazy("Ends on"), lambda c: c.end_on),
+    (gettext_lazy("Created at"), lambda c: c.created_at),
+]
 
 
 @login_required
@@ -184,6 +208,11 @@ def contract_list(request: HttpRequest) -> HttpResponse:
         request.user, status=status, owner=_int(request.GET.get("owner")),
         customer=_int(request.GET.get("customer")), search=request.GET.get("q", "").strip(),
     )
+    fmt = wants_export(request)
+    if fmt:
+        qs = whole_list(request, qs.select_related("customer", "owner"), sorts=CONTRACT_SORTS,
+                        default="-created")
+        return export_response(request, qs, CONTRACT_EXPORT, name="contracts", fmt=fmt)
     state = list_page(request, qs, sorts=CONTRACT_SORTS, default="-created")
     return render(request, "pipeline/contract_list.html", {
         "state": state, "statuses": ContractStatus.choices, "status": status,
@@ -191,6 +220,7 @@ def contract_list(request: HttpRequest) -> HttpResponse:
         "next_url": state.with_params(after=state.page.next_cursor),
         "first_url": state.with_params(after=""),
         "can_create": has_perm(request.user, "contract.edit"),
+        "export_links": export_links(request),
     })
 
 
@@ -373,6 +403,20 @@ RECEIVABLE_SORTS = {
     "-outstanding": ["-outstanding_amount", "-id"],
     "-total": ["-total", "-id"],
 }
+# The columns of the collections export (?export=csv|xlsx): one row per contract.
+RECEIVABLE_EXPORT: list[Column] = [
+    (gettext_lazy("Number"), lambda c: c.number),
+    (gettext_lazy("Title"), lambda c: c.title),
+    (gettext_lazy("Customer"), lambda c: c.customer.name),
+    (gettext_lazy("Owner"), lambda c: name_of(c.owner)),
+    (gettext_lazy("Status"), lambda c: c.get_status_display()),
+    (gettext_lazy("Total (VAT incl.)"), lambda c: money_text(c.total)),
+    (gettext_lazy("Collected"), lambda c: money_text(c.collected)),
+    (gettext_lazy("Due to date"), lambda c: money_text(c.due)),
+    (gettext_lazy("Overdue"), lambda c: money_text(c.overdue)),
+    (gettext_lazy("Outstanding"), lambda c: money_text(c.outstanding_amount)),
+    (gettext_lazy("Next due"), lambda c: c.next_due_on),
+]
 
 
 @login_required
@@ -383,6 +427,11 @@ def receivables(request: HttpRequest) -> HttpResponse:
     owner = _int(request.GET.get("owner"))
     qs = selectors.receivable_contracts(request.user, today=today, overdue_only=overdue_only,
                                         owner=owner)
+    fmt = wants_export(request)
+    if fmt:
+        qs = whole_list(request, qs.select_related("customer", "owner"), sorts=RECEIVABLE_SORTS,
+                        default="-overdue")
+        return export_response(request, qs, RECEIVABLE_EXPORT, name="receivables", fmt=fmt)
     state = list_page(request, qs, sorts=RECEIVABLE_SORTS, default="-overdue")
     return render(request, "pipeline/receivables.html", {
         "state": state, "today": today, "overdue_only": overdue_only, "owner": owner,
@@ -392,6 +441,7 @@ def receivables(request: HttpRequest) -> HttpResponse:
         "owners": visible_employees(request.user).order_by("name")[:300],
         "next_url": state.with_params(after=state.page.next_cursor),
         "first_url": state.with_params(after=""),
+        "export_links": export_links(request),
     })
 
 
@@ -411,6 +461,7 @@ def quote_list(request: HttpRequest) -> HttpResponse:
         "next_url": state.with_params(after=state.page.next_cursor),
         "first_url": state.with_params(after=""),
         "can_create": has_perm(request.user, "contract.edit"),
+        "export_links": export_links(request),
     })
 
 

@@ -24,7 +24,8 @@ from weiying.pipeline.models import Lead, Opportunity
 from weiying.pipeline.selectors import followups as selectors
 from weiying.pipeline.services.followups import log_followup
 from weiying.web.errors import domain_errors
-from weiying.web.lists import list_page
+from weiying.web.exports import Column, export_links, export_response, name_of, wants_export
+from weiying.web.lists import list_page, whole_list
 
 
 def _date(value: str) -> dt.date | None:
@@ -32,6 +33,26 @@ def _date(value: str) -> dt.date | None:
         return dt.date.fromisoformat(value) if value else None
     except ValueError:
         return None
+
+
+def _subject(followup: Any) -> str:
+    if followup.customer is not None:
+        return followup.customer.name
+    return followup.lead.name if followup.lead is not None else ""
+
+
+# The columns of the follow-ups export (?export=csv|xlsx).
+EXPORT_COLUMNS: list[Column] = [
+    (gettext_lazy("When"), lambda f: f.at),
+    (gettext_lazy("Kind"), lambda f: f.get_kind_display()),
+    (gettext_lazy("Customer or lead"), _subject),
+    (gettext_lazy("Opportunity"), lambda f: name_of(f.opportunity)),
+    (gettext_lazy("Note"), lambda f: f.note),
+    (gettext_lazy("Next follow-up"), lambda f: f.next_at),
+    (gettext_lazy("Next follow-up done"),
+     lambda f: (gettext_lazy("Yes") if f.next_done else gettext_lazy("No")) if f.next_at else ""),
+    (gettext_lazy("By"), lambda f: name_of(f.owner)),
+]
 
 
 @login_required
@@ -47,6 +68,11 @@ def followup_list(request: HttpRequest) -> HttpResponse:
         customer=g.get("customer") if g.get("customer", "").isdigit() else None,
         due=g.get("due") == "1", now=now,
     )
+    fmt = wants_export(request)
+    if fmt:
+        qs = whole_list(request, qs.select_related("customer", "lead", "opportunity", "owner"),
+                        sorts=selectors.SORTS, default="-at")
+        return export_response(request, qs, EXPORT_COLUMNS, name="followups", fmt=fmt)
     state = list_page(request, qs, sorts=selectors.SORTS, default="-at")
     due = selectors.due_followups(request.user, until=now)
     return render(request, "pipeline/followup_list.html", {
@@ -59,6 +85,7 @@ def followup_list(request: HttpRequest) -> HttpResponse:
         "due_count": due.count(),
         "due_rows": due[:10],
         "now": now,
+        "export_links": export_links(request),
     })
 
 

@@ -33,8 +33,27 @@ from weiying.pipeline.selectors.leads import (
 )
 from weiying.pipeline.services import leads as services
 from weiying.web.errors import domain_errors
+from weiying.web.exports import Column, export_links, export_response, name_of, wants_export
 
 CAPTURE_LIMIT_PER_HOUR = 10
+
+# The columns of the leads export (?export=csv|xlsx); the phone stays masked.
+EXPORT_COLUMNS: list[Column] = [
+    (gettext_lazy("Contact name"), lambda lead: lead.name),
+    (gettext_lazy("Company"), lambda lead: lead.company_name),
+    (gettext_lazy("Phone"), lambda lead: lead.masked_phone),
+    (gettext_lazy("City"), lambda lead: lead.city),
+    (gettext_lazy("Region"), lambda lead: lead.region),
+    (gettext_lazy("Source"), lambda lead: lead.get_source_display()),
+    (gettext_lazy("Channel"), lambda lead: lead.channel),
+    (gettext_lazy("Interested in"), lambda lead: lead.interest),
+    (gettext_lazy("Status"), lambda lead: lead.get_status_display()),
+    (gettext_lazy("Owner"), lambda lead: name_of(lead.owner)),
+    (gettext_lazy("Team"), lambda lead: name_of(lead.department)),
+    (gettext_lazy("Created at"), lambda lead: lead.created_at),
+    (gettext_lazy("First response at"), lambda lead: lead.first_response_at),
+    (gettext_lazy("Last activity"), lambda lead: lead.last_activity_at),
+]
 
 
 class LeadForm(forms.Form):
@@ -90,6 +109,10 @@ def lead_list(request: HttpRequest) -> HttpResponse:
         request.user, q=params.get("q", ""), status=params.get("status", ""),
         source=params.get("source", ""), owner_id=params.get("owner") or None,
     ).select_related("owner")
+    fmt = wants_export(request)
+    if fmt:
+        return export_response(request, qs.select_related("department").order_by(*SORTS[sort]),
+                               EXPORT_COLUMNS, name="leads", fmt=fmt)
     page = keyset_page(qs, SORTS[sort], cursor=params.get("after") or None)
     kept = {k: v for k, v in params.items() if k != "after" and v}
     from urllib.parse import urlencode
@@ -103,6 +126,7 @@ def lead_list(request: HttpRequest) -> HttpResponse:
         "sort_links": {key.lstrip("-"): "?" + urlencode({**kept, "sort": key}) for key in SORTS},
         "may_create": has_perm(request.user, "lead.edit"),
         "may_import": has_perm(request.user, "import"),
+        "export_links": export_links(request),
     })
 
 

@@ -29,7 +29,15 @@ from weiying.pipeline.selectors.followups import followups_for
 from weiying.pipeline.selectors.timeline import customer_timeline
 from weiying.pipeline.services import opportunities as services
 from weiying.web.errors import domain_errors
-from weiying.web.lists import list_page
+from weiying.web.exports import (
+    Column,
+    export_links,
+    export_response,
+    money_text,
+    name_of,
+    wants_export,
+)
+from weiying.web.lists import list_page, whole_list
 
 
 def duration(seconds: int | None) -> str:
@@ -68,6 +76,23 @@ def _teams(user: Any) -> list[Department]:
 
 
 # --- list -----------------------------------------------------------------------------------
+# The columns of the opportunities export (?export=csv|xlsx).
+EXPORT_COLUMNS: list[Column] = [
+    (gettext_lazy("Opportunity"), lambda o: o.name),
+    (gettext_lazy("Customer"), lambda o: o.customer.name),
+    (gettext_lazy("Pipeline"), lambda o: o.pipeline.name),
+    (gettext_lazy("Stage"), lambda o: o.stage.name),
+    (gettext_lazy("Status"), lambda o: o.get_status_display()),
+    (gettext_lazy("Amount"), lambda o: money_text(o.amount)),
+    (gettext_lazy("Expected close"), lambda o: o.expected_close),
+    (gettext_lazy("Owner"), lambda o: name_of(o.owner)),
+    (gettext_lazy("Lost because"), lambda o: o.get_lost_reason_display()),
+    (gettext_lazy("Closed at"), lambda o: o.closed_at),
+    (gettext_lazy("Last activity"), lambda o: o.last_activity_at),
+    (gettext_lazy("Created at"), lambda o: o.created_at),
+]
+
+
 @login_required
 @domain_errors
 def opportunity_list(request: HttpRequest) -> HttpResponse:
@@ -81,6 +106,13 @@ def opportunity_list(request: HttpRequest) -> HttpResponse:
         close_month=g.get("close_month", ""), q=g.get("q", "").strip(),
         pipeline=g.get("pipeline") if g.get("pipeline", "").isdigit() else None,
     )
+    fmt = wants_export(request)
+    if fmt:
+        qs = qs.select_related("customer", "pipeline", "stage", "owner")
+        return export_response(
+            request, whole_list(request, qs, sorts=selectors.SORTS, default="-activity"),
+            EXPORT_COLUMNS, name="opportunities", fmt=fmt,
+        )
     state = list_page(request, qs, sorts=selectors.SORTS, default="-activity")
     return render(request, "pipeline/opportunity_list.html", {
         "state": state,
@@ -91,6 +123,7 @@ def opportunity_list(request: HttpRequest) -> HttpResponse:
         "statuses": OpportunityStatus.choices,
         "owners": visible_employees(request.user).order_by("name"),
         "can_edit": has_perm(request.user, "opportunity.edit"),
+        "export_links": export_links(request),
         "sort_links": {
             column: state.with_params(
                 sort=first if state.sort != first else second, after=""

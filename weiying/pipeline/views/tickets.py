@@ -25,7 +25,8 @@ from weiying.pipeline.models import Contract, Ticket
 from weiying.pipeline.selectors import tickets as selectors
 from weiying.pipeline.services import tickets as services
 from weiying.web.errors import domain_errors, scoped_or_404
-from weiying.web.lists import list_page
+from weiying.web.exports import Column, export_links, export_response, name_of, wants_export
+from weiying.web.lists import list_page, whole_list
 
 # Limitation: pickers list at most this many people; someone further away is assigned
 # through the API (POST /api/tickets/{id}/reassign) meanwhile.
@@ -65,6 +66,34 @@ def _sla_view(ticket: Ticket, now: dt.datetime) -> dict[str, Any]:
 
 
 # --- list -----------------------------------------------------------------------------------
+_SLA_LABELS = {"met": gettext_lazy("Met"), "breached": gettext_lazy("Breached"),
+               "due": gettext_lazy("Due")}
+
+
+def _export_columns(now: dt.datetime) -> list[Column]:
+    """The columns of the tickets export (?export=csv|xlsx); SLA states as of `now`."""
+
+    def sla(ticket: Ticket, step: str) -> str:
+        return str(_SLA_LABELS[selectors.sla_state(ticket, now)[step]])
+
+    return [
+        (gettext_lazy("Number"), lambda t: t.number),
+        (gettext_lazy("Title"), lambda t: t.title),
+        (gettext_lazy("Customer"), lambda t: t.customer.name),
+        (gettext_lazy("Contract"), lambda t: t.contract.number if t.contract else ""),
+        (gettext_lazy("Priority"), lambda t: t.get_priority_display()),
+        (gettext_lazy("Status"), lambda t: t.get_status_display()),
+        (gettext_lazy("Assignee"), lambda t: name_of(t.owner)),
+        (gettext_lazy("Opened"), lambda t: t.opened_at),
+        (gettext_lazy("Respond by"), lambda t: t.respond_by),
+        (gettext_lazy("Response"), lambda t: sla(t, "respond")),
+        (gettext_lazy("Resolve by"), lambda t: t.resolve_by),
+        (gettext_lazy("Resolution"), lambda t: sla(t, "resolve")),
+        (gettext_lazy("Resolved at"), lambda t: t.resolved_at),
+        (gettext_lazy("Closed at"), lambda t: t.closed_at),
+    ]
+
+
 @login_required
 @domain_errors
 def ticket_list(request: HttpRequest) -> HttpResponse:
@@ -79,6 +108,11 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         customer_id=int(g["customer"]) if g.get("customer", "").isdigit() else None,
         q=g.get("q", "")[:64],
     )
+    fmt = wants_export(request)
+    if fmt:
+        qs = whole_list(request, qs.select_related("customer", "owner", "contract"),
+                        sorts=selectors.TICKET_SORTS, default=selectors.DEFAULT_SORT)
+        return export_response(request, qs, _export_columns(now), name="tickets", fmt=fmt)
     state = list_page(request, qs, sorts=selectors.TICKET_SORTS, default=selectors.DEFAULT_SORT)
     rows = [{"ticket": t, "sla": _sla_view(t, now)} for t in state.page.items]
     return render(request, "pipeline/ticket_list.html", {
@@ -91,6 +125,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         ],
         "next_url": state.with_params(after=state.page.next_cursor),
         "first_url": state.with_params(),
+        "export_links": export_links(request),
     })
 
 
