@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from weiying.core.errors import PermissionDenied
 
@@ -38,28 +39,28 @@ _REP = [
     "contract.edit", "ticket.edit",
 ]
 BUILTIN_ROLES: list[dict[str, Any]] = [
-    {"code": "rep", "name": "Sales rep", "data_scope": "self", "permissions": _REP},
+    {"code": "rep", "name": gettext_noop("Sales rep"), "data_scope": "self", "permissions": _REP},
     {
-        "code": "manager", "name": "Sales manager", "data_scope": "subtree",
+        "code": "manager", "name": gettext_noop("Sales manager"), "data_scope": "subtree",
         "permissions": [*_REP, "pool.assign", "lead.assign", "contract.approve",
                         "contract.sign", "receipt.record", "delivery.record", "export",
                         "import", "customer.merge"],
     },
     {
-        "code": "director", "name": "Sales director", "data_scope": "subtree",
+        "code": "director", "name": gettext_noop("Sales director"), "data_scope": "subtree",
         "permissions": [*_REP, "pool.assign", "lead.assign", "contract.approve",
                         "contract.sign", "receipt.record", "delivery.record", "export",
                         "import", "customer.merge", "customer.unmask"],
     },
     {
-        "code": "operations", "name": "Operations", "data_scope": "all",
+        "code": "operations", "name": gettext_noop("Operations"), "data_scope": "all",
         "permissions": ["delivery.record", "ticket.edit"],
     },
     {
-        "code": "finance", "name": "Finance", "data_scope": "all",
+        "code": "finance", "name": gettext_noop("Finance"), "data_scope": "all",
         "permissions": ["receipt.record", "contract.sign", "export", "customer.unmask"],
     },
-    {"code": "admin", "name": "Administrator", "data_scope": "all",
+    {"code": "admin", "name": gettext_noop("Administrator"), "data_scope": "all",
      "permissions": sorted(PERMISSIONS)},
 ]
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from weiying.org.choices import DataScope, DepartmentKind, EmployeeStatus
@@ -74,7 +75,13 @@ class Role(models.Model):
         verbose_name_plural = _("roles")
 
     def __str__(self) -> str:
-        return self.name
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """The name to show: a built-in role's name in the reader's language, a custom role's
+        as its administrator wrote it."""
+        return gettext(self.name) if self.is_builtin else self.name
 
 
 class Employee(models.Model):
