@@ -201,31 +201,45 @@ def _mid_manager() -> Any:
     return Employee.objects.select_related("department").get(pk=best.manager_id)
 
 
+# The hand-written side does the same work as the selector: it reads the caller's employee,
+# department path and role (the scope), then the page with every column the ORM loads.
+SCOPE_SQL = """
+SELECT e.*, d.path, r.data_scope, r.permissions
+FROM org_employee e
+JOIN org_department d ON d.id = e.department_id
+LEFT JOIN org_role r ON r.id = e.role_id
+WHERE e.user_id = %s
+"""
+
 LEAD_PAGE_SQL = """
-SELECT l.id, l.name, l.company_name, l.status, l.last_activity_at, e.name
+SELECT l.*, e.*
 FROM pipeline_lead l
+JOIN org_department d ON d.id = l.department_id
 LEFT JOIN org_employee e ON e.id = l.owner_id
-LEFT JOIN org_department d ON d.id = e.department_id
-LEFT JOIN org_department q ON q.id = l.department_id
-WHERE l.status = %s
-  AND ((d.path >= %s AND d.path < %s)
-       OR (l.owner_id IS NULL AND q.path >= %s AND q.path < %s))
+WHERE l.status = %s AND d.path >= %s AND d.path < %s
 ORDER BY l.last_activity_at DESC, l.id DESC
-LIMIT 50
+LIMIT 51
 """
 
 LEAD_DETAIL_SQL = """
-SELECT l.*, e.name, t.name, c.name, o.name
+SELECT l.*, e.*, t.*, c.*, o.*
 FROM pipeline_lead l
+JOIN org_department t ON t.id = l.department_id
 LEFT JOIN org_employee e ON e.id = l.owner_id
-LEFT JOIN org_department d ON d.id = e.department_id
-LEFT JOIN org_department t ON t.id = l.department_id
 LEFT JOIN customers_customer c ON c.id = l.customer_id
 LEFT JOIN pipeline_opportunity o ON o.id = l.opportunity_id
-WHERE l.id = %s
-  AND ((d.path >= %s AND d.path < %s)
-       OR (l.owner_id IS NULL AND t.path >= %s AND t.path < %s))
+WHERE l.id = %s AND t.path >= %s AND t.path < %s
 """
+
+
+def _hand_scope(user_pk: int) -> tuple[str, str]:
+    """(department path, upper bound) of the caller, read by hand as the selector reads it."""
+    from weiying.core import tree
+
+    row = _sql(SCOPE_SQL, [user_pk])[0]
+    path = row[-3]
+    return path, tree.upper_bound(path)
+
 
 SUBTREE_SQL = """
 SELECT e.id FROM org_employee e JOIN org_department d ON d.id = e.department_id
@@ -234,7 +248,6 @@ WHERE d.path >= %s AND d.path < %s ORDER BY e.id
 
 
 def bench_lead_list(runs: int, status: str) -> tuple[list[Row], int | None]:
-    from weiying.core import tree
 
     try:
         from weiying.pipeline.selectors.leads import list_leads
@@ -242,9 +255,6 @@ def bench_lead_list(runs: int, status: str) -> tuple[list[Row], int | None]:
         return [Row("lead list, manager's subtree", note=f"skipped: {exc}")], None
     manager = _mid_manager()
     user_pk = _login_for(manager).pk
-    path = manager.department.path
-    bounds = [status, path, tree.upper_bound(path), path, tree.upper_bound(path)]
-
     next_user = _users(user_pk, 2 * runs + 10)
 
     def orm() -> list[int]:
@@ -252,7 +262,8 @@ def bench_lead_list(runs: int, status: str) -> tuple[list[Row], int | None]:
         return [lead.pk for lead in page.items]
 
     def sql() -> list[int]:
-        return [r[0] for r in _sql(LEAD_PAGE_SQL, bounds)]
+        low, high = _hand_scope(user_pk)
+        return [r[0] for r in _sql(LEAD_PAGE_SQL, [status, low, high])][:50]
 
     ids = orm()
     _same("lead list", ids, sql())
@@ -267,8 +278,6 @@ def bench_lead_list(runs: int, status: str) -> tuple[list[Row], int | None]:
 
 
 def bench_lead_detail(runs: int, user_pk: int | None) -> list[Row]:
-    from weiying.core import tree
-    from weiying.core.permissions import employee_of
 
     try:
         from weiying.pipeline.selectors.leads import lead_detail, list_leads
@@ -278,8 +287,6 @@ def bench_lead_detail(runs: int, user_pk: int | None) -> list[Row]:
         return [Row("lead detail", note="skipped: no lead in the manager's subtree")]
     user = _fresh_user(user_pk)
     pk = list_leads(user, sort="-activity", size=1).items[0].pk
-    path = employee_of(user).department.path
-    params = [pk, path, tree.upper_bound(path), path, tree.upper_bound(path)]
 
     next_user = _users(user_pk, 2 * runs + 10)
 
@@ -287,7 +294,8 @@ def bench_lead_detail(runs: int, user_pk: int | None) -> list[Row]:
         return [lead_detail(next_user(), pk).pk]
 
     def sql() -> list[int]:
-        return [r[0] for r in _sql(LEAD_DETAIL_SQL, params)]
+        low, high = _hand_scope(user_pk)
+        return [r[0] for r in _sql(LEAD_DETAIL_SQL, [pk, low, high])]
 
     _same("lead detail", orm(), sql())
     orm_ms, sql_ms = _timings(orm, runs), _timings(sql, runs)
@@ -295,6 +303,42 @@ def bench_lead_detail(runs: int, user_pk: int | None) -> list[Row]:
                 orm=_ms(orm_ms), sql=_ms(sql_ms),
                 ratio=f"{_p(orm_ms, .95) / _p(sql_ms, .95):.1f}× (p95)",
                 queries=str(_queries(orm)), note=f"{runs} runs; same id")]
+
+
+def bench_pages(runs: int, user_pk: int | None, status: str) -> list[Row]:
+    """The desk pages a manager opens, through Django's whole request cycle (middleware,
+    session, view, template): what a person waits for, minus the network."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.test.utils import override_settings
+    from django.urls import reverse
+
+    from weiying.pipeline.selectors.leads import list_leads
+
+    if user_pk is None:
+        return [Row("lead pages", note="skipped: no lead in the manager's subtree")]
+    user = get_user_model().objects.get(pk=user_pk)
+    with override_settings(ALLOWED_HOSTS=["testserver"]):
+        client = Client()
+        client.force_login(user)
+        first = reverse("pipeline:lead_list") + f"?status={status}&sort=-activity"
+        page = list_leads(_fresh_user(user_pk), status=status, sort="-activity")
+        second = first + f"&after={page.next_cursor}" if page.next_cursor else first
+        detail = reverse("pipeline:lead_detail", args=[page.items[0].pk])
+
+        rows = []
+        for label, url in (("lead list page 1", first), ("lead list page 2", second),
+                           ("lead detail page", detail)):
+            def get(url: str = url) -> None:
+                response = client.get(url)
+                if response.status_code != 200:
+                    raise AssertionError(f"{url}: status {response.status_code}")
+
+            ms = _timings(get, runs)
+            rows.append(Row(f"{label} (HTML, whole request)", orm=_ms(ms),
+                            queries=str(_queries(get)),
+                            note=f"{runs} runs; session, view and template included"))
+    return rows
 
 
 def _subtree_department() -> tuple[Any, int, int]:
@@ -497,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     lead_rows, user_pk = bench_lead_list(args.runs, args.status)
     rows += lead_rows
     rows += bench_lead_detail(args.runs, user_pk)
+    rows += bench_pages(args.runs, user_pk, args.status)
     rows += bench_subtree(args.runs)
     default_sizes = {"small": "500,5000", "demo": "2000,20000", "xl": "10000,100000"}
     sizes = [int(s) for s in (args.import_sizes or default_sizes[args.size]).split(",")]

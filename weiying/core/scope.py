@@ -22,6 +22,15 @@ M = TypeVar("M", bound=Model)
 
 @dataclass(frozen=True)
 class ScopeRule:
+    """Where a model keeps its owner, its department and its shared pool.
+
+    `department` is the department that holds the row: while the row is owned it is the
+    owner's department (services set it on every change of owner, and `follow_owner` moves it
+    when the owner transfers), while nobody owns it the team whose queue it waits in. That
+    invariant lets the department scopes filter on the row's own department column, which the
+    database answers from an index, instead of joining through the owner.
+    """
+
     owner: str
     department: str | None = None
     pool: str | None = None
@@ -59,15 +68,13 @@ def scope_q(model: type[Model], user: Any) -> Q | None:
     elif kind == DataScope.LINE:
         q = tree.subtree_q(f"{owner}__path", me.path)
     elif kind == DataScope.DEPARTMENT:
-        q = Q(**{f"{owner}__department_id": dept.pk})
         if rule.department:
-            q |= Q(**{f"{owner}__isnull": True, rule.department: dept.pk})
+            q = Q(**{f"{rule.department}_id": dept.pk})
+        else:
+            q = Q(**{f"{owner}__department_id": dept.pk})
     else:  # SUBTREE
-        q = tree.subtree_q(f"{owner}__department__path", dept.path)
-        if rule.department:
-            q |= Q(**{f"{owner}__isnull": True}) & tree.subtree_q(
-                f"{rule.department}__path", dept.path
-            )
+        # One range on the department path: a few departments, then an index per department.
+        q = tree.subtree_q(f"{rule.department or owner + '__department'}__path", dept.path)
     if rule.pool:
         # A shared pool belongs to a department (or to the whole company when empty); everyone
         # inside that department may see what is in it.
@@ -102,3 +109,22 @@ def visible_employees(user: Any) -> QuerySet[Any]:
     if kind == DataScope.DEPARTMENT:
         return qs.filter(department_id=me.department_id)
     return qs.filter(tree.subtree_q("department__path", me.department.path))
+
+
+def follow_owner(employee: Any, department: Any) -> dict[str, int]:
+    """Move the rows `employee` owns to `department`, in every model whose scope rule keeps a
+    department of its own (see ScopeRule): the records follow their owner on a transfer.
+    Returns {model label: rows moved}. Call inside the transfer's transaction."""
+    from django.apps import apps
+
+    moved = {}
+    for model in apps.get_models():
+        rule: ScopeRule | None = getattr(model, "scope", None)
+        if rule is None or rule.department is None or "__" in rule.department:
+            continue  # rows scoped through a parent (instalments through their contract)
+        count = (model._default_manager.filter(**{rule.owner: employee})
+                 .exclude(**{f"{rule.department}_id": department.pk})
+                 .update(**{rule.department: department}))
+        if count:
+            moved[model._meta.label_lower] = count
+    return moved

@@ -1,4 +1,9 @@
-"""Changes to the organisation: departments, employees, roles and logins."""
+"""Changes to the organisation: departments, employees, roles and logins.
+
+Every change writes an audit row and emits a domain event in the same transaction. The tree
+paths (departments and the reporting line) are rewritten with weiying.core.tree: a move is one
+UPDATE over a range of the path column, never a walk over the rows in Python.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,24 @@ import uuid
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import F
 from django.utils.translation import gettext as _
 
-from weiying.core import audit, tree
-from weiying.core.errors import Conflict, ValidationFailed
+from weiying.core import audit, events, tree
+from weiying.core.errors import Conflict, InvalidTransition, ValidationFailed
+from weiying.core.masking import normalise_phone
 from weiying.core.permissions import require
-from weiying.org.choices import EmployeeStatus
+from weiying.org.choices import DepartmentKind, EmployeeStatus
 from weiying.org.models import Company, Department, Employee, Role
+
+DEPARTMENT_FIELDS = ["name", "kind", "city", "region", "manager"]
+EMPLOYEE_FIELDS = ["name", "position", "level", "role", "phone", "email", "city", "hire_date",
+                   "status"]
+# The statuses update_employee may set; "left" is recorded by mark_left only.
+CURRENT_STATUSES = (EmployeeStatus.ACTIVE, EmployeeStatus.PROBATION)
 
 
 def _placeholder() -> str:
@@ -28,6 +43,94 @@ def get_company() -> Company:
     return company
 
 
+# --- checks shared by the services ----------------------------------------------------------
+def _clean_text(raw: str | None) -> str:
+    return (raw or "").strip()
+
+
+def _clean_department_name(raw: str | None) -> str:
+    name = _clean_text(raw)
+    if not name:
+        raise ValidationFailed(_("A department needs a name."), field="name")
+    return name
+
+
+def _clean_kind(kind: str) -> str:
+    if kind not in DepartmentKind.values:
+        raise ValidationFailed(
+            _("%(value)s is not a valid choice here; pick one of: %(choices)s.")
+            % {"value": kind, "choices": ", ".join(DepartmentKind.values)},
+            field="kind",
+        )
+    return kind
+
+
+def _clean_phone(raw: str | None) -> str:
+    phone = normalise_phone(raw)
+    if raw and raw.strip() and not phone:
+        raise ValidationFailed(_("A phone number needs digits."), field="phone")
+    if phone and not 7 <= len(phone) <= 20:
+        raise ValidationFailed(
+            _("A phone number has 7 to 20 digits (a mobile has 11); check the number."),
+            field="phone",
+        )
+    return phone
+
+
+def _clean_email(raw: str | None) -> str:
+    email = _clean_text(raw)
+    if email:
+        try:
+            validate_email(email)
+        except DjangoValidationError:
+            raise ValidationFailed(
+                _("%(email)s is not an email address; check it or leave it empty.")
+                % {"email": email},
+                field="email",
+            ) from None
+    return email
+
+
+def _check_open_department(department: Department, field: str = "department") -> None:
+    if not department.is_active:
+        raise ValidationFailed(
+            _("%(department)s is closed; pick an active department.")
+            % {"department": department.name},
+            field=field,
+        )
+
+
+def _check_manager(manager: Employee | None) -> None:
+    if manager is not None and not manager.is_active:
+        raise ValidationFailed(
+            _("%(name)s has left the company; pick a current employee as the head.")
+            % {"name": manager.name},
+            field="manager",
+        )
+
+
+def _check_leader(employee_id: int | None, leader: Employee | None) -> None:
+    if leader is None:
+        return
+    if employee_id is not None and leader.pk == employee_id:
+        raise ValidationFailed(_("An employee cannot be their own leader."), field="leader")
+    if not leader.is_active:
+        raise ValidationFailed(
+            _("%(name)s has left the company; pick a current employee as the direct leader.")
+            % {"name": leader.name},
+            field="leader",
+        )
+
+
+def _check_current(employee: Employee) -> None:
+    if not employee.is_active:
+        raise InvalidTransition(
+            _("%(name)s has left the company; the record of a former employee stays as it "
+              "was.") % {"name": employee.name},
+        )
+
+
+# --- departments ----------------------------------------------------------------------------
 @transaction.atomic
 def create_department(
     *, actor: Any, name: str, parent: Department | None = None, kind: str = "team",
@@ -35,22 +138,52 @@ def create_department(
 ) -> Department:
     if check:
         require(actor, "org.manage")
-    name = (name or "").strip()
-    if not name:
-        raise ValidationFailed(_("A department needs a name."), field="name")
+    name = _clean_department_name(name)
+    _clean_kind(kind)
+    if parent is not None:
+        _check_open_department(parent, "parent")
     department = Department.objects.create(
         company=parent.company if parent else get_company(), parent=parent, name=name,
-        kind=kind, city=city, region=region, path=_placeholder(),
+        kind=kind, city=_clean_text(city), region=_clean_text(region), path=_placeholder(),
     )
     department.path = tree.child_path(parent.path if parent else "", department.pk)
     department.depth = tree.depth(department.path)
     department.save(update_fields=["path", "depth"])
     audit.record(actor, "department.create", department, after=audit.snapshot(department))
+    events.emit("department.created", department, actor=actor,
+                parent=parent.pk if parent else None)
+    return department
+
+
+@transaction.atomic
+def update_department(
+    *, actor: Any, department: Department, name: str, kind: str, city: str, region: str,
+    manager: Employee | None,
+) -> Department:
+    """Change a department's own fields. Its place in the tree changes with move_department."""
+    require(actor, "org.manage")
+    department = Department.objects.select_for_update().get(pk=department.pk)
+    clean = {
+        "name": _clean_department_name(name), "kind": _clean_kind(kind),
+        "city": _clean_text(city), "region": _clean_text(region), "manager": manager,
+    }
+    _check_manager(manager)
+    before = audit.snapshot(department, DEPARTMENT_FIELDS)
+    for field, value in clean.items():
+        setattr(department, field, value)
+    after = audit.snapshot(department, DEPARTMENT_FIELDS)
+    changed = audit.changes(before, after)
+    if not changed:
+        return department
+    department.save(update_fields=DEPARTMENT_FIELDS)
+    audit.record(actor, "department.update", department, before=before, after=after)
+    events.emit("department.updated", department, actor=actor, changes=changed)
     return department
 
 
 @transaction.atomic
 def move_department(*, actor: Any, department: Department, parent: Department) -> Department:
+    """Put a department (and everything below it) under another parent department."""
     require(actor, "org.manage")
     department.refresh_from_db()
     parent.refresh_from_db()
@@ -59,32 +192,34 @@ def move_department(*, actor: Any, department: Department, parent: Department) -
             _("A department cannot move under itself or one of its own sub-departments."),
             field="parent",
         )
+    if department.parent_id == parent.pk:
+        raise Conflict(
+            _("%(name)s is already directly under %(parent)s; pick another parent department.")
+            % {"name": department.name, "parent": parent.name},
+            field="parent",
+        )
+    _check_open_department(parent, "parent")
+    old_parent = department.parent_id
     old_path = department.path
     new_path = tree.child_path(parent.path, department.pk)
     tree.move_subtree(Department.objects.all(), "path", old_path, new_path)
     shift = tree.depth(new_path) - tree.depth(old_path)
     if shift:
-        from django.db.models import F
-
         Department.objects.filter(tree.subtree_q("path", new_path)).update(
             depth=F("depth") + shift
         )
     Department.objects.filter(pk=department.pk).update(parent=parent)
     audit.record(
         actor, "department.move", department,
-        before={"parent": department.parent_id}, after={"parent": parent.pk},
+        before={"parent": old_parent}, after={"parent": parent.pk},
     )
+    events.emit("department.moved", department, actor=actor, from_parent=old_parent,
+                to_parent=parent.pk)
     department.refresh_from_db()
     return department
 
 
-def _check_leader(employee_id: int | None, leader: Employee | None) -> None:
-    if leader is None:
-        return
-    if employee_id is not None and leader.pk == employee_id:
-        raise ValidationFailed(_("An employee cannot be their own leader."), field="leader")
-
-
+# --- employees ------------------------------------------------------------------------------
 @transaction.atomic
 def create_employee(
     *, actor: Any, number: str, name: str, department: Department,
@@ -94,8 +229,8 @@ def create_employee(
 ) -> Employee:
     if check:
         require(actor, "org.manage")
-    number = (number or "").strip()
-    name = (name or "").strip()
+    number = _clean_text(number)
+    name = _clean_text(name)
     if not number:
         raise ValidationFailed(_("An employee needs an employee number."), field="number")
     if not name:
@@ -105,14 +240,58 @@ def create_employee(
             _("Employee number %(number)s is already used; pick another.") % {"number": number},
             field="number",
         )
+    _check_open_department(department)
+    _check_leader(None, leader)
     employee = Employee.objects.create(
         number=number, name=name, department=department, leader=leader, role=role,
-        position=position, level=level, hire_date=hire_date, phone=phone, email=email,
-        city=city, path=_placeholder(),
+        position=_clean_text(position), level=_clean_text(level), hire_date=hire_date,
+        phone=_clean_phone(phone), email=_clean_email(email), city=_clean_text(city),
+        path=_placeholder(),
     )
     employee.path = tree.child_path(leader.path if leader else "", employee.pk)
     employee.save(update_fields=["path"])
     audit.record(actor, "employee.create", employee, after=audit.snapshot(employee))
+    events.emit("employee.created", employee, actor=actor, department=department.pk,
+                leader=leader.pk if leader else None)
+    return employee
+
+
+@transaction.atomic
+def update_employee(
+    *, actor: Any, employee: Employee, name: str, position: str, level: str,
+    role: Role | None, phone: str, email: str, city: str, hire_date: dt.date | None,
+    status: str,
+) -> Employee:
+    """Change an employee's profile and role. The department changes with transfer_employee,
+    the direct leader with change_leader, a departure with mark_left."""
+    require(actor, "org.manage")
+    employee = Employee.objects.select_for_update().get(pk=employee.pk)
+    _check_current(employee)
+    name = _clean_text(name)
+    if not name:
+        raise ValidationFailed(_("An employee needs a name."), field="name")
+    if status not in CURRENT_STATUSES:
+        raise ValidationFailed(
+            _("%(value)s is not a valid choice here; pick one of: %(choices)s.")
+            % {"value": status, "choices": ", ".join(CURRENT_STATUSES)},
+            field="status",
+        )
+    clean = {
+        "name": name, "position": _clean_text(position), "level": _clean_text(level),
+        "role": role, "phone": _clean_phone(phone), "email": _clean_email(email),
+        "city": _clean_text(city), "hire_date": hire_date, "status": status,
+    }
+    before = audit.snapshot(employee, EMPLOYEE_FIELDS)
+    for field, value in clean.items():
+        setattr(employee, field, value)
+    after = audit.snapshot(employee, EMPLOYEE_FIELDS)
+    changed = audit.changes(before, after)
+    if not changed:
+        return employee
+    employee.save(update_fields=EMPLOYEE_FIELDS)
+    audit.record(actor, "employee.update", employee, before=before, after=after)
+    # The event names the changed fields only: a subscriber has no business with the phone.
+    events.emit("employee.updated", employee, actor=actor, fields=sorted(changed))
     return employee
 
 
@@ -128,24 +307,50 @@ def change_leader(*, actor: Any, employee: Employee, leader: Employee | None) ->
             % {"leader": leader.name, "name": employee.name},
             field="leader",
         )
+    if employee.leader_id == (leader.pk if leader else None):
+        if leader is None:
+            message = _("%(name)s has no direct leader already; pick a leader to set one.") % {
+                "name": employee.name}
+        else:
+            message = _("%(name)s already reports to %(leader)s; pick another leader.") % {
+                "name": employee.name, "leader": leader.name}
+        raise Conflict(message, field="leader")
     before = {"leader": employee.leader_id}
     new_path = tree.child_path(leader.path if leader else "", employee.pk)
     tree.move_subtree(Employee.objects.all(), "path", employee.path, new_path)
     Employee.objects.filter(pk=employee.pk).update(leader=leader)
-    audit.record(actor, "employee.change_leader", employee, before=before,
-                 after={"leader": leader.pk if leader else None})
+    after = {"leader": leader.pk if leader else None}
+    audit.record(actor, "employee.change_leader", employee, before=before, after=after)
+    events.emit("employee.leader_changed", employee, actor=actor, from_leader=before["leader"],
+                to_leader=after["leader"])
     employee.refresh_from_db()
     return employee
 
 
 @transaction.atomic
 def transfer_employee(*, actor: Any, employee: Employee, department: Department) -> Employee:
+    """Move an employee to another department; the records they own move with them."""
+    from weiying.core.scope import follow_owner
+
     require(actor, "org.manage")
+    employee = Employee.objects.select_for_update().get(pk=employee.pk)
+    department.refresh_from_db()
+    _check_current(employee)
+    if department.pk == employee.department_id:
+        raise Conflict(
+            _("%(name)s is already in %(department)s; pick another department.")
+            % {"name": employee.name, "department": department.name},
+            field="department",
+        )
+    _check_open_department(department)
     before = {"department": employee.department_id}
     employee.department = department
     employee.save(update_fields=["department"])
+    moved = follow_owner(employee, department)
     audit.record(actor, "employee.transfer", employee, before=before,
-                 after={"department": department.pk})
+                 after={"department": department.pk, "records_moved": moved})
+    events.emit("employee.transferred", employee, actor=actor,
+                from_department=before["department"], to_department=department.pk)
     return employee
 
 
@@ -153,6 +358,20 @@ def transfer_employee(*, actor: Any, employee: Employee, department: Department)
 def mark_left(*, actor: Any, employee: Employee, leave_date: dt.date) -> Employee:
     """Record a departure. Their records stay theirs until a hand-over reassigns them."""
     require(actor, "org.manage")
+    employee = Employee.objects.select_for_update().get(pk=employee.pk)
+    if not employee.is_active:
+        raise InvalidTransition(
+            _("%(name)s already left on %(date)s; a departure is recorded only once.")
+            % {"name": employee.name,
+               "date": employee.leave_date.isoformat() if employee.leave_date else "?"},
+        )
+    if employee.hire_date and leave_date < employee.hire_date:
+        raise ValidationFailed(
+            _("The leave date %(leave)s is before the hire date %(hire)s; enter a date on or "
+              "after the hire date.")
+            % {"leave": leave_date.isoformat(), "hire": employee.hire_date.isoformat()},
+            field="leave_date",
+        )
     before = audit.snapshot(employee, ["status", "leave_date"])
     employee.status = EmployeeStatus.LEFT
     employee.leave_date = leave_date
@@ -161,6 +380,7 @@ def mark_left(*, actor: Any, employee: Employee, leave_date: dt.date) -> Employe
         get_user_model().objects.filter(pk=employee.user_id).update(is_active=False)
     audit.record(actor, "employee.leave", employee, before=before,
                  after=audit.snapshot(employee, ["status", "leave_date"]))
+    events.emit("employee.left", employee, actor=actor, leave_date=leave_date)
     return employee
 
 
