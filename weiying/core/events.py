@@ -41,6 +41,9 @@ EVENT_NAMES = {
     "contract.cancelled", "contract.completed",
     "receipt.recorded", "delivery.recorded", "delivery.accepted",
     "ticket.opened", "ticket.closed",
+    "department.created", "department.moved", "department.updated",
+    "employee.created", "employee.updated", "employee.transferred", "employee.leader_changed",
+    "employee.left",
 }
 
 

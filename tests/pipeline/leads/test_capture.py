@@ -70,8 +70,8 @@ def test_capture_writes_audit_and_created_event(company):
     lead = capture_lead(actor=user_of(company.rep_a), name="张三", phone="13812345678",
                         owner=company.rep_a)
     assert AuditLog.objects.filter(action="lead.create", object_id=str(lead.pk)).count() == 1
-    names = list(DomainEvent.objects.filter(subject_id=str(lead.pk)).order_by("pk")
-                 .values_list("name", flat=True))
+    names = list(DomainEvent.objects.filter(subject_type="pipeline.lead", subject_id=str(lead.pk))
+                 .order_by("pk").values_list("name", flat=True))
     assert names == ["lead.created", "lead.assigned"]
     assert lead.status == "assigned" and lead.assigned_at is not None
     assert lead.department_id == company.team_a.pk
