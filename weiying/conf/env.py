@@ -89,3 +89,26 @@ def directory(name: str, default: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{name}={path} exists but is not a folder.")
     return path
+
+
+def url(name: str, default: str) -> str:
+    """An http(s) base URL without a trailing slash."""
+    value = text(name, default).rstrip("/")
+    parsed = urlparse(value)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ConfigError(f"{name}={value!r} is not an http:// or https:// URL.")
+    return value
+
+
+def secret(name: str) -> str:
+    """A secret from NAME, or from the file NAME_FILE points at (a mounted secret)."""
+    value = os.environ.get(name, "").strip()
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if value and path:
+        raise ConfigError(f"{name} and {name}_FILE are both set; keep one.")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path} cannot be read: {exc.strerror}.") from None
+    return value

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "weiying.pipeline",
     "weiying.api",
     "weiying.web",
+    "weiying.wechat",
     "weiying.demo",
 ]
 
@@ -165,6 +166,31 @@ WEIYING = {
     ),
     "POOL_RECYCLE_WARNING_DAYS": env.integer("POOL_RECYCLE_WARNING_DAYS", 3),
     "DISCOUNT_APPROVAL_THRESHOLD": env.text("DISCOUNT_APPROVAL_THRESHOLD", "0.10"),
+}
+
+# --- Encryption at rest -----------------------------------------------------------------------
+# Fernet keys for secrets and personal data in the database; the first encrypts, all decrypt.
+WEIYING_FIELD_KEYS = env.csv("WEIYING_FIELD_KEY", [])
+
+# --- WeChat ---------------------------------------------------------------------------------
+# Every Tencent host is a setting, so the same client talks to Tencent or to the sandbox
+# (`weiying sandbox` serves all of them on one port). Credentials: see weiying/wechat/config.py.
+WECHAT = {
+    "WECOM_API": env.url("WECOM_API_BASE", "https://qyapi.weixin.qq.com"),
+    "WECOM_OAUTH": env.url("WECOM_OAUTH_BASE", "https://open.weixin.qq.com"),
+    "WECOM_QR_LOGIN": env.url("WECOM_QR_LOGIN_BASE", "https://login.work.weixin.qq.com"),
+    "OA_API": env.url("OA_API_BASE", "https://api.weixin.qq.com"),
+    "OA_QR": env.url("OA_QR_BASE", "https://mp.weixin.qq.com"),
+    "PAY_API": env.url("PAY_API_BASE", "https://api.mch.weixin.qq.com"),
+    "TIMEOUT": env.integer("WECHAT_TIMEOUT", 5, minimum=1),
+    "CALLBACK_MAX_BYTES": env.integer("WECHAT_CALLBACK_MAX_BYTES", 64 * 1024, minimum=1024),
+    "TIMESTAMP_WINDOW": env.integer("WECHAT_TIMESTAMP_WINDOW", 300, minimum=30),
+    "INBOX_MAX_ATTEMPTS": env.integer("WECHAT_INBOX_MAX_ATTEMPTS", 8, minimum=1),
+    "INBOX_LEASE_SECONDS": env.integer("WECHAT_INBOX_LEASE_SECONDS", 120, minimum=1),
+    # WeCom drops app messages silently past 30 a minute / 1,000 an hour per member.
+    "PUSH_PER_MINUTE": env.integer("WECHAT_PUSH_PER_MINUTE", 25, minimum=1),
+    "PUSH_PER_HOUR": env.integer("WECHAT_PUSH_PER_HOUR", 900, minimum=1),
+    "SANDBOX": env.boolean("WECHAT_SANDBOX", False),
 }
 
 # --- Logging --------------------------------------------------------------------------------

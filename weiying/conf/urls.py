@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/", api.urls),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("wechat/", include("weiying.wechat.urls")),
     path("", include("weiying.web.urls")),
     *area_urlpatterns,
 ]

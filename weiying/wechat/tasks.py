@@ -1,0 +1,27 @@
+"""Background work of the WeChat layer: the inbox worker, its sweeper and drain."""
+
+from __future__ import annotations
+
+import logging
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
+
+from weiying.wechat import inbox
+
+logger = logging.getLogger(__name__)
+
+
+@db_task()
+def process_inbox_task(pk: int) -> None:
+    inbox.process(pk)
+
+
+@db_periodic_task(crontab(minute="*"))
+def drain_inbox_task() -> None:
+    """Every minute: re-queue what a dead worker left, then process what is due (retries
+    whose backoff ran out, and rows whose queue message was lost)."""
+    swept = inbox.sweep()
+    counts = inbox.drain()
+    if swept or counts:
+        logger.info("inbox drain done", extra={"swept": swept, **counts})
