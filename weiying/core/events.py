@@ -44,6 +44,8 @@ EVENT_NAMES = {
     "department.created", "department.moved", "department.updated",
     "employee.created", "employee.updated", "employee.transferred", "employee.leader_changed",
     "employee.left",
+    "channel.created", "channel.updated", "channel.deactivated", "channel.arrived",
+    "follower.subscribed", "follower.unsubscribed",
 }
 
 

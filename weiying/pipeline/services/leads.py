@@ -41,7 +41,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.ASSIGNED, LeadStatus.CONTACTED)
 _SNAPSHOT = ["name", "company_name", "phone", "wechat", "email", "city", "region", "source",
-             "channel", "interest", "external_id", "status", "owner", "department"]
+             "channel", "interest", "external_id", "status", "owner", "department",
+             "customer"]
 
 
 def is_valid_phone(digits: str) -> bool:
@@ -90,15 +91,19 @@ def _text(value: Any, field: str, limit: int, label: str) -> str:
 
 def clean_contact(
     *, name: str, phone: str = "", wechat: str = "", email: str = "", source: str = "form",
+    reachable: bool = False,
 ) -> dict[str, str]:
-    """The shared edge checks of a captured or imported lead; raises ValidationFailed."""
+    """The shared edge checks of a captured or imported lead; raises ValidationFailed.
+
+    `reachable`: the contact can already be reached another way (a WeCom contact, an
+    Official Account follower), so neither a phone nor a WeChat id is required."""
     name = _text(name, "name", 64, _("The name"))
     if not name:
         raise ValidationFailed(_("Enter the contact's name."), field="name")
     raw_phone = (phone or "").strip()
     digits = normalise_phone(raw_phone)
     wechat = _text(wechat, "wechat", 64, _("The WeChat id"))
-    if not digits and not wechat:
+    if not digits and not wechat and not reachable:
         raise ValidationFailed(
             _("Enter a phone number or a WeChat id, so the lead can be contacted."),
             field="phone",
@@ -148,13 +153,16 @@ def capture_lead(
     email: str = "", city: str = "", region: str = "", source: str = "form", channel: str = "",
     interest: str = "", note: str = "", external_id: str | None = None,
     owner: Employee | None = None, department: Department | None = None,
-    consent_at: dt.datetime | None = None,
+    consent_at: dt.datetime | None = None, customer: Any = None, reachable: bool = False,
 ) -> Lead:
     """Record a new lead from a form, the API, WeChat or a person.
 
     The same `external_id` returns the existing lead unchanged (API retries). Without an
     owner, the assignment rules route it; a lead nobody is given waits in `department` (or
     the actor's department). `consent_at` (the web form's consent tick) goes to the audit row.
+    `customer` links the lead to the customer it came in as (a WeChat add of a known
+    contact); `reachable` says the contact is reachable without a phone or WeChat id (a
+    WeCom contact, an Official Account follower) and is implied by a customer.
     """
     if actor is not None:
         require(actor, "lead.edit")
@@ -168,7 +176,13 @@ def capture_lead(
         if existing is not None:
             return existing
 
-    contact = clean_contact(name=name, phone=phone, wechat=wechat, email=email, source=source)
+    if customer is not None and actor is not None:
+        from weiying.customers.models import Customer
+
+        if not _visible(Customer.objects, actor).filter(pk=customer.pk).exists():
+            raise NotFound(_("That customer does not exist or is outside what you may see."))
+    contact = clean_contact(name=name, phone=phone, wechat=wechat, email=email, source=source,
+                            reachable=reachable or customer is not None)
     fields = {
         **contact,
         "company_name": _text(company_name, "company_name", 128, _("The company")),
@@ -183,7 +197,7 @@ def capture_lead(
 
     now = timezone.now()
     lead = Lead(**fields, external_id=external_id, created_at=now, last_activity_at=now,
-                status=LeadStatus.NEW)
+                status=LeadStatus.NEW, customer=customer)
     routed = False
     if owner is None:
         owner = apply_assignment_rules(lead)
