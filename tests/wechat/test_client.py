@@ -166,3 +166,35 @@ def test_secrets_never_show_in_the_configs_repr(wechat):
     assert "app-secret" not in text and "contact-secret" not in text
     assert "ww0a1b2c3d4e5f6789" in text
     assert json.dumps(text)
+
+
+def _redis_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379")
+@pytest.mark.django_db
+def test_with_redis_configured_the_token_lives_in_redis(wechat, fake, settings):
+    import redis
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/15"
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    tokens.reset_store()
+    try:
+        world = fake([{"errcode": 42001}, {"errcode": 0}])
+        client.WeCom().get("/cgi-bin/department/list")
+        client.WeCom().get("/cgi-bin/department/list")
+
+        assert world.token_calls == 2  # the expired one, then one fresh token for both calls
+        assert AccessToken.objects.count() == 0
+        keys = redis.Redis.from_url(settings.REDIS_URL).keys("weiying:token:*")
+        assert len(keys) == 1
+    finally:
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+        tokens.reset_store()
