@@ -342,7 +342,7 @@ def bench_pages(runs: int, user_pk: int | None, status: str) -> list[Row]:
 
 
 def _subtree_department() -> tuple[Any, int, int]:
-    """The biggest department holding at most 10 % of the company (and ≤ 10,000 people)."""
+    """The department whose subtree is closest to 10,000 people (a fifth of a small company)."""
     from collections import Counter
 
     from weiying.core import tree
@@ -355,8 +355,9 @@ def _subtree_department() -> tuple[Any, int, int]:
     for dept_id, n in per_dept.items():
         for ancestor in tree.ancestor_ids(paths[dept_id]):
             size[ancestor] += n
-    limit = min(10_000, total // 10)
-    best = max((d for d in size if size[d] <= limit), key=lambda d: size[d])
+    # The issue's case is a manager over 10,000 people; smaller companies get a fifth of theirs.
+    target = 10_000 if total >= 50_000 else max(total // 5, 1)
+    best = min(size, key=lambda d: (abs(size[d] - target), d))
     return Department.objects.get(pk=best), size[best], total
 
 
