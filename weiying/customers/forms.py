@@ -7,7 +7,6 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from weiying.core.errors import DomainError
 from weiying.core.masking import normalise_phone
 from weiying.customers.choices import (
     ConsentMethod,
@@ -17,12 +16,6 @@ from weiying.customers.choices import (
     Level,
     Source,
 )
-
-
-def show_error(form: forms.Form, exc: DomainError) -> None:
-    """Put a service's refusal next to the field it is about (or on top of the form)."""
-    field = exc.field if exc.field in form.fields else None
-    form.add_error(field, str(exc.message))
 
 
 class CustomerForm(forms.Form):

@@ -27,11 +27,11 @@ from weiying.customers.forms import (
     CustomerForm,
     MergeForm,
     ReleaseForm,
-    show_error,
 )
 from weiying.customers.models import Customer, Tag
 from weiying.web.errors import domain_errors
 from weiying.web.exports import Column, export_links, export_response, money_text, wants_export
+from weiying.web.forms import show_error
 from weiying.web.lists import list_page, whole_list
 
 SORT_LABELS = [
