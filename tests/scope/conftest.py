@@ -62,6 +62,18 @@ VISIBLE_PEOPLE: dict[str, set[str]] = {
     "admin": {"rep_a", "rep_a2", "rep_b", "manager_b", "manager_a", "director"},
 }
 PEOPLE = ["rep_a", "rep_a2", "rep_b", "manager_b"]
+# Departments each persona may see (weiying.org.selectors.visible_departments): all for the
+# all-scope roles, the own department's subtree for managers and directors, the own department
+# for reps.
+DEPARTMENTS = ["hq", "east", "team_a", "north", "team_b"]
+VISIBLE_DEPARTMENTS: dict[str, set[str]] = {
+    "rep_a": {"team_a"},
+    "rep_b": {"team_b"},
+    "manager_a": {"team_a"},
+    "director": {"east", "team_a"},
+    "finance": set(DEPARTMENTS),
+    "admin": set(DEPARTMENTS),
+}
 
 # Distinct amounts so that any sum names the owners it was taken over.
 AMOUNT = {"repa1": Decimal("1000.00"), "repa2": Decimal("20000.00"),
@@ -110,6 +122,11 @@ class World:
         return code in VISIBLE[persona]
 
     def outside(self, persona: str, model: str) -> list[tuple[str, Any]]:
+        if model == "employee":
+            return [(n, self.persona(n)) for n in PEOPLE if n not in VISIBLE_PEOPLE[persona]]
+        if model == "department":
+            return [(n, getattr(self.company, n)) for n in DEPARTMENTS
+                    if n not in VISIBLE_DEPARTMENTS[persona]]
         return [(c, o) for c, o in self.records_of(model) if not self.visible(persona, c)]
 
     def inside(self, persona: str, model: str) -> list[tuple[str, Any]]:

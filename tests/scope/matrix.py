@@ -4,7 +4,9 @@ A route spec is a dict with a "kind":
     list    GET; `shows` = the marker kinds the list is about (for the non-vacuous check),
             `variants` = query strings to try (search, export, filters).
     detail  GET of one record named by the path (or by a query parameter `query`): 200 inside
-            the persona's scope, 404 outside.
+            the persona's scope, 404 outside. The model "employee" / "department" names the
+            org's people and departments (VISIBLE_PEOPLE / VISIBLE_DEPARTMENTS say who sees
+            which); they work as action targets too.
     action  a write on one record (POST/PUT/PATCH/DELETE): outside the scope it is refused
             as if the record did not exist, and nothing changes.
     create  a write without a record in the path; `ref` = the model a body field points at:
@@ -20,9 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.scope.conftest import (
+    DEPARTMENTS,
     NON_VACUOUS,
     PEOPLE,
     PERSONAS,
+    VISIBLE_DEPARTMENTS,
     VISIBLE_PEOPLE,
     World,
     leaks,
@@ -181,6 +185,10 @@ def detail_targets(world: World, model: str) -> list[tuple[str, Any, Callable[[s
     if model == "employee":
         return [(name, world.persona(name).pk,
                  lambda persona, name=name: name in VISIBLE_PEOPLE[persona]) for name in PEOPLE]
+    if model == "department":
+        return [(name, getattr(world.company, name).pk,
+                 lambda persona, name=name: name in VISIBLE_DEPARTMENTS[persona])
+                for name in DEPARTMENTS]
     return [(code, obj.pk, lambda persona, code=code: world.visible(persona, code))
             for code, obj in world.records_of(model)]
 

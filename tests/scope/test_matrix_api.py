@@ -53,6 +53,14 @@ API_ROUTES: dict[str, dict[str, Any]] = {
                                   "employee detail below checks that scope"),
     "POST /api/org/employees": org("needs org.manage; writes an employee"),
     "GET /api/org/employees/{employee_id}": detail("employee"),
+    "PATCH /api/org/employees/{employee_id}": action("employee", {"name": "矩阵改名"}),
+    "POST /api/org/employees/{employee_id}/transfer": action(
+        "employee", lambda w, p: {"department_id": w.company.hq.pk}),
+    "POST /api/org/employees/{employee_id}/leader": action("employee", {"leader_id": None}),
+    "POST /api/org/employees/{employee_id}/leave": action("employee", {"leave_date": "$today"}),
+    "PATCH /api/org/departments/{department_id}": action("department", {"name": "矩阵改名"}),
+    "POST /api/org/departments/{department_id}/move": action(
+        "department", lambda w, p: {"parent_id": w.company.hq.pk}),
     "GET /api/org/roles": meta("the built-in roles and their permissions"),
     "GET /api/org/tokens": org("needs api.tokens (admin); API tokens, no business rows"),
     "POST /api/org/tokens": org("needs api.tokens; issues a token"),

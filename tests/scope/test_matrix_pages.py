@@ -36,7 +36,7 @@ from tests.scope.matrix import (
 
 pytestmark = pytest.mark.django_db
 
-NAMESPACES = ("customers", "pipeline", "mobile", "web")
+NAMESPACES = ("customers", "pipeline", "mobile", "org", "web")
 LIST = ({}, {"q": "MK"}, {"export": "csv"}, {"q": "MK", "export": "csv"})
 PLAIN = ({}, {"export": "csv"})
 
@@ -166,6 +166,45 @@ PAGE_ROUTES: dict[str, Any] = {
     ),
     "pipeline:aftersale": lst("cust", variants=({}, {"tab": "repurchase", "within": "90"},
                                                  {"tab": "upsell"}, {"tab": "value"})),
+    # --- the organisation: departments and the roster carry no business rows; the employee
+    # and department pages are 404 outside visible_employees / visible_departments, and every
+    # write needs org.manage (403 otherwise) ---
+    "org:chart": lst(),  # head counts checked against VISIBLE_PEOPLE by HOOKS below
+    "org:employee_list": lst(variants=({}, {"q": "E0"}, {"status": "active"},
+                                       {"export": "csv"})),
+    "org:employee_detail": detail("employee"),
+    "org:employee_new": (
+        form(needs="org.manage"),
+        create(why="needs org.manage; writes an employee, no business row"),
+    ),
+    "org:employee_edit": (
+        detail("employee", needs="org.manage"),
+        action("employee", {"name": "矩阵改名", "status": "active"}, form=True),
+    ),
+    "org:employee_transfer": (
+        detail("employee", needs="org.manage"),
+        action("employee", lambda w, p: {"department": w.company.hq.pk}, form=True),
+    ),
+    "org:employee_leader": (
+        detail("employee", needs="org.manage"),
+        action("employee", {"leader": ""}, form=True),
+    ),
+    "org:employee_leave": (
+        detail("employee", needs="org.manage"),
+        action("employee", {"leave_date": "$today"}, form=True),
+    ),
+    "org:department_new": (
+        form(needs="org.manage"),
+        create(why="needs org.manage; writes a department, no business row"),
+    ),
+    "org:department_edit": (
+        detail("department", needs="org.manage"),
+        action("department", {"name": "矩阵改名", "kind": "team"}, form=True),
+    ),
+    "org:department_move": (
+        detail("department", needs="org.manage"),
+        action("department", lambda w, p: {"parent": w.company.hq.pk}, form=True),
+    ),
     # --- phone pages ---
     "mobile:my_day": lst("foll", "lead", "oppo", "cust", mine=True),
     "mobile:followup_new": (
@@ -264,7 +303,47 @@ def _receivable_figures(world: World) -> Any:
     return check
 
 
-HOOKS = {"web:home": _home_figures, "pipeline:receivables": _receivable_figures}
+# The chart's head counts by hand: current employees in each department's subtree, among the
+# people the persona may see (a rep sees only themselves).
+HEAD_COUNTS: dict[str, dict[str, int]] = {
+    "rep_a": {"team_a": 1},
+    "rep_b": {"team_b": 1},
+    "manager_a": {"team_a": 3},
+    "director": {"east": 4, "team_a": 3},
+    "finance": {"hq": 9, "east": 4, "team_a": 3, "north": 2, "team_b": 2, "finance_dept": 1,
+                "ops_dept": 1},
+}
+HEAD_COUNTS["admin"] = HEAD_COUNTS["finance"]
+
+
+def _chart_figures(world: World) -> Any:
+    def check(persona: str, response: Any, params: dict[str, Any]) -> list[str]:
+        got = {row["department"].pk: row["head_count"] for row in response.context["rows"]}
+        want = {getattr(world.company, name).pk: n for name, n in HEAD_COUNTS[persona].items()}
+        return [] if got == want else [f"departments and head counts {got}, expected {want}"]
+
+    return check
+
+
+def _roster_people(world: World) -> Any:
+    """The roster page lists exactly the people the persona may see (by employee number,
+    which only the rows show). The export's stream is read once, by the leak check; its rows
+    are checked in tests/org."""
+    from tests.scope.conftest import PEOPLE, VISIBLE_PEOPLE
+
+    def check(persona: str, response: Any, params: dict[str, Any]) -> list[str]:
+        if params.get("export"):
+            return []
+        body = _body_text(response)
+        shown = {name for name in PEOPLE if world.persona(name).number in body}
+        want = {name for name in PEOPLE if name in VISIBLE_PEOPLE[persona]}
+        return [] if shown == want else [f"people shown {sorted(shown)}, expected {sorted(want)}"]
+
+    return check
+
+
+HOOKS = {"web:home": _home_figures, "pipeline:receivables": _receivable_figures,
+         "org:chart": _chart_figures, "org:employee_list": _roster_people}
 
 
 # --- the matrix ------------------------------------------------------------------------------

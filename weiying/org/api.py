@@ -18,7 +18,7 @@ from weiying.core.pagination import keyset_page
 from weiying.core.permissions import PERMISSIONS, employee_of, has_perm, require
 from weiying.core.scope import data_scope_of
 from weiying.org import services
-from weiying.org.models import Employee, Role
+from weiying.org.models import Department, Employee, Role
 from weiying.org.selectors import visible_departments, visible_employees
 
 router = Router(tags=["org"])
@@ -42,6 +42,8 @@ class DepartmentOut(Schema):
     depth: int
     city: str
     region: str
+    manager_id: int | None
+    is_active: bool
 
 
 class DepartmentIn(Schema):
@@ -50,6 +52,18 @@ class DepartmentIn(Schema):
     kind: str = "team"
     city: str = ""
     region: str = ""
+
+
+class DepartmentPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=128)
+    kind: str | None = None
+    city: str | None = Field(None, max_length=64)
+    region: str | None = Field(None, max_length=64)
+    manager_id: int | None = None
+
+
+class MoveIn(Schema):
+    parent_id: int
 
 
 class EmployeeOut(Schema):
@@ -79,6 +93,30 @@ class EmployeeIn(Schema):
     position: str = ""
     level: str = ""
     hire_date: dt.date | None = None
+
+
+class EmployeePatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=64)
+    position: str | None = Field(None, max_length=64)
+    level: str | None = Field(None, max_length=16)
+    role: str | None = None
+    phone: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+    city: str | None = Field(None, max_length=64)
+    hire_date: dt.date | None = None
+    status: str | None = None
+
+
+class TransferIn(Schema):
+    department_id: int
+
+
+class LeaderIn(Schema):
+    leader_id: int | None
+
+
+class LeaveIn(Schema):
+    leave_date: dt.date
 
 
 class EmployeePage(Schema):
@@ -152,6 +190,65 @@ def create_department(request: HttpRequest, payload: DepartmentIn) -> Any:
     )
 
 
+def _department(request: HttpRequest, department_id: int) -> Department:
+    """A department the caller may see; any other is not found."""
+    department = visible_departments(request.user).filter(pk=department_id).first()
+    if department is None:
+        raise NotFound()
+    return department
+
+
+def _employee(request: HttpRequest, employee_id: int) -> Employee:
+    """An employee the caller may see; anyone else is not found."""
+    employee = visible_employees(request.user).select_related("role").filter(
+        pk=employee_id).first()
+    if employee is None:
+        raise NotFound()
+    return employee
+
+
+def _role(code: str | None) -> Role | None:
+    if not code:
+        return None
+    role = Role.objects.filter(code=code).first()
+    if role is None:
+        raise ValidationFailed(
+            _("Unknown role %(role)s; see GET /api/org/roles.") % {"role": code}, field="role",
+        )
+    return role
+
+
+@router.patch("/departments/{department_id}", response=DepartmentOut,
+              summary="Change a department")
+def update_department(request: HttpRequest, department_id: int,
+                      payload: DepartmentPatch) -> Any:
+    department = _department(request, department_id)
+    require(request.user, "org.manage")
+    fields = payload.dict(exclude_unset=True)
+    values = {f: getattr(department, f) for f in services.DEPARTMENT_FIELDS}
+    if "manager_id" in fields:
+        manager_id = fields.pop("manager_id")
+        values["manager"] = None
+        if manager_id is not None:
+            values["manager"] = visible_employees(request.user).filter(pk=manager_id).first()
+            if values["manager"] is None:
+                raise ValidationFailed(_("The department head does not exist."),
+                                       field="manager_id")
+    values.update(fields)
+    return services.update_department(actor=request.user, department=department, **values)
+
+
+@router.post("/departments/{department_id}/move", response=DepartmentOut,
+             summary="Move a department under another parent")
+def move_department(request: HttpRequest, department_id: int, payload: MoveIn) -> Any:
+    department = _department(request, department_id)
+    require(request.user, "org.manage")
+    parent = visible_departments(request.user).filter(pk=payload.parent_id).first()
+    if parent is None:
+        raise ValidationFailed(_("The parent department does not exist."), field="parent_id")
+    return services.move_department(actor=request.user, department=department, parent=parent)
+
+
 @router.get("/employees", response=EmployeePage)
 def list_employees(
     request: HttpRequest, q: str = "", department_id: int | None = None,
@@ -168,11 +265,7 @@ def list_employees(
 
 @router.get("/employees/{employee_id}", response=EmployeeOut)
 def get_employee(request: HttpRequest, employee_id: int) -> Any:
-    employee = visible_employees(request.user).select_related("role").filter(pk=employee_id)
-    found = employee.first()
-    if found is None:
-        raise NotFound()
-    return found
+    return _employee(request, employee_id)
 
 
 @router.post("/employees", response={201: EmployeeOut})
@@ -199,6 +292,53 @@ def create_employee(request: HttpRequest, payload: EmployeeIn) -> Any:
         leader=leader, role=role, position=payload.position, level=payload.level,
         hire_date=payload.hire_date,
     )
+
+
+@router.patch("/employees/{employee_id}", response=EmployeeOut,
+              summary="Change an employee's profile and role")
+def update_employee(request: HttpRequest, employee_id: int, payload: EmployeePatch) -> Any:
+    employee = _employee(request, employee_id)
+    require(request.user, "org.manage")
+    fields = payload.dict(exclude_unset=True)
+    values = {f: getattr(employee, f) for f in services.EMPLOYEE_FIELDS}
+    if "role" in fields:
+        values["role"] = _role(fields.pop("role"))
+    values.update(fields)
+    return services.update_employee(actor=request.user, employee=employee, **values)
+
+
+@router.post("/employees/{employee_id}/transfer", response=EmployeeOut,
+             summary="Move an employee to another department")
+def transfer_employee(request: HttpRequest, employee_id: int, payload: TransferIn) -> Any:
+    employee = _employee(request, employee_id)
+    require(request.user, "org.manage")
+    department = visible_departments(request.user).filter(pk=payload.department_id).first()
+    if department is None:
+        raise ValidationFailed(_("The department does not exist."), field="department_id")
+    return services.transfer_employee(actor=request.user, employee=employee,
+                                      department=department)
+
+
+@router.post("/employees/{employee_id}/leader", response=EmployeeOut,
+             summary="Change an employee's direct leader (null: nobody)")
+def change_leader(request: HttpRequest, employee_id: int, payload: LeaderIn) -> Any:
+    employee = _employee(request, employee_id)
+    require(request.user, "org.manage")
+    leader = None
+    if payload.leader_id is not None:
+        leader = visible_employees(request.user).filter(pk=payload.leader_id).first()
+        if leader is None:
+            raise ValidationFailed(_("The direct leader does not exist."), field="leader_id")
+    return services.change_leader(actor=request.user, employee=employee, leader=leader)
+
+
+@router.post("/employees/{employee_id}/leave", response=EmployeeOut,
+             summary="Record that an employee leaves")
+def mark_left(request: HttpRequest, employee_id: int, payload: LeaveIn) -> Any:
+    employee = _employee(request, employee_id)
+    require(request.user, "org.manage")
+    return services.mark_left(actor=request.user, employee=employee,
+                              leave_date=payload.leave_date)
 
 
 @router.get("/roles", response=list[RoleOut])

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from weiying.core import tree
+from weiying.core.errors import NotFound
 from weiying.core.scope import visible_employees
+from weiying.org.choices import EmployeeStatus
 from weiying.org.models import Department, Employee
+
+# Public sort keys of the roster → orderings; the last field is unique, as keyset paging needs.
+EMPLOYEE_SORTS: dict[str, list[str]] = {
+    "number": ["number", "id"],
+    "name": ["name", "id"],
+    "department": ["department__path", "number", "id"],
+}
+DEFAULT_EMPLOYEE_SORT = "number"
 
 
 def subtree_departments(department: Department) -> QuerySet[Department]:
@@ -49,3 +60,96 @@ def visible_departments(user: Any) -> QuerySet[Department]:
     if kind == DataScope.SUBTREE:
         return subtree_departments(me.department)
     return Department.objects.filter(pk=me.department_id)
+
+
+def department_for(user: Any, pk: int) -> Department:
+    """One department the user may see, or NotFound."""
+    department = visible_departments(user).select_related("manager", "parent").filter(
+        pk=pk).first()
+    if department is None:
+        raise NotFound()
+    return department
+
+
+def head_counts(user: Any) -> dict[int, int]:
+    """{department id: active employees in it and every department below it}, counted among
+    the employees the user may see (so a figure matches the roster it links to).
+
+    One grouped query (employees per department path); each count is then added to the
+    department's ancestors, read from the path itself.
+    """
+    rows = (
+        visible_employees(user).exclude(status=EmployeeStatus.LEFT)
+        .values("department__path").annotate(n=Count("id")).order_by()
+    )
+    totals: dict[int, int] = defaultdict(int)
+    for row in rows:
+        for department_id in tree.ancestor_ids(row["department__path"]):
+            totals[department_id] += row["n"]
+    return dict(totals)
+
+
+def employees_queryset(
+    user: Any, *, q: str = "", department: Department | None = None, status: str = "",
+    role: str = "",
+) -> QuerySet[Employee]:
+    """The filtered roster the user may see, unordered; `department` takes its whole subtree."""
+    qs = visible_employees(user).select_related("department", "leader", "role")
+    q = (q or "").strip()
+    if q:
+        qs = qs.filter(Q(name__icontains=q) | Q(number__icontains=q))
+    if department is not None:
+        qs = qs.filter(tree.subtree_q("department__path", department.path))
+    if status:
+        qs = qs.filter(status=status)
+    if role:
+        qs = qs.filter(role__code=role)
+    return qs
+
+
+def employee_detail(user: Any, pk: int) -> Employee:
+    """One employee the user may see, or NotFound."""
+    employee = (
+        visible_employees(user).select_related("department", "leader", "role")
+        .filter(pk=pk).first()
+    )
+    if employee is None:
+        raise NotFound()
+    return employee
+
+
+def leaders_of(user: Any, employee: Employee) -> list[Employee]:
+    """The reporting chain above `employee`, top first, in one query. Each leader carries
+    `visible`: whether the user may open that leader's page."""
+    ids = tree.ancestor_ids(employee.path)[:-1]
+    if not ids:
+        return []
+    seen = visible_employees(user).filter(pk=OuterRef("pk"))
+    return list(
+        Employee.objects.filter(pk__in=ids).annotate(visible=Exists(seen)).order_by("path")
+    )
+
+
+def direct_reports(user: Any, employee: Employee) -> QuerySet[Employee]:
+    return visible_employees(user).filter(leader=employee).select_related("department") \
+        .order_by("number")
+
+
+def open_work(user: Any, employee: Employee) -> dict[str, int]:
+    """How many open leads, customers and open opportunities `employee` owns, counted among
+    the records the user may see."""
+    from weiying.core.scope import scoped
+    from weiying.customers.models import Customer
+    from weiying.pipeline.choices import LeadStatus, OpportunityStatus
+    from weiying.pipeline.models import Lead, Opportunity
+
+    open_leads = [LeadStatus.NEW, LeadStatus.ASSIGNED, LeadStatus.CONTACTED]
+    return {
+        "leads": scoped(Lead.objects.filter(owner=employee, status__in=open_leads),
+                        user).count(),
+        "customers": scoped(Customer.objects.filter(owner=employee, merged_into__isnull=True),
+                            user).count(),
+        "opportunities": scoped(
+            Opportunity.objects.filter(owner=employee, status=OpportunityStatus.OPEN),
+            user).count(),
+    }

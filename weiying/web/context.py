@@ -22,6 +22,7 @@ NAV: list[tuple[str, Any]] = [
     ("pipeline:receivables", _("Collections")),
     ("pipeline:ticket_list", _("Service")),
     ("pipeline:aftersale", _("Repurchase & upsell")),
+    ("org:chart", _("Organisation")),
 ]
 
 

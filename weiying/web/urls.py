@@ -20,6 +20,7 @@ area_urlpatterns: list = []
 for _prefix, _module in [
     ("customers/", "weiying.customers.urls"),
     ("pipeline/", "weiying.pipeline.urls"),
+    ("org/", "weiying.org.urls"),
 ]:
     try:
         importlib.import_module(_module)
