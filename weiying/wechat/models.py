@@ -197,6 +197,9 @@ class Channel(models.Model):
                                    blank=True, verbose_name=_("teams"))
     config_id = models.CharField(max_length=64, blank=True)
     qr_url = models.URLField(_("QR code"), max_length=500, blank=True)
+    # An Official Account code's ticket (its image is showqrcode?ticket=…); `qr_url` then
+    # holds what the code opens. Tickets are longer than `config_id` allows.
+    qr_ticket = models.CharField(max_length=255, blank=True)
     skip_verify = models.BooleanField(_("add without confirmation"), default=True)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
