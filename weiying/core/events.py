@@ -40,6 +40,7 @@ EVENT_NAMES = {
     "contract.submitted", "contract.approved", "contract.rejected", "contract.signed",
     "contract.cancelled", "contract.completed",
     "receipt.recorded", "delivery.recorded", "delivery.accepted",
+    "payorder.created", "payorder.paid", "payorder.closed",
     "ticket.opened", "ticket.closed",
     "department.created", "department.moved", "department.updated",
     "employee.created", "employee.updated", "employee.transferred", "employee.leader_changed",

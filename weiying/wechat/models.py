@@ -322,7 +322,9 @@ class PayOrder(models.Model):
 
     @property
     def amount_fen(self) -> int:
-        return int(self.amount * 100)
+        from weiying.wechat.pay import to_fen  # the one conversion; it refuses part-fen
+
+        return to_fen(self.amount)
 
 
 class Transfer(models.Model):

@@ -25,3 +25,12 @@ def drain_inbox_task() -> None:
     counts = inbox.drain()
     if swept or counts:
         logger.info("inbox drain done", extra={"swept": swept, **counts})
+
+
+@db_periodic_task(crontab(minute="*"))
+def query_pay_orders_task() -> None:
+    """Every minute: ask Tencent about open WeChat Pay orders whose notification has not
+    come (older than 5 minutes, each at most every 5); see weiying.wechat.pay."""
+    from weiying.wechat import pay
+
+    pay.query_open_orders()
