@@ -9,7 +9,8 @@ its body holds a marker outside the persona's allowed set.
                   poole / pooln / poolc: pool customers of the east branch, the north branch
                   and the whole company; depta / deptb: leads nobody owns yet, waiting in
                   上海一组 / 北京一组.
-    kinds         cust cont lead oppo foll quot ctrt rcpt tick
+    kinds         cust cont lead oppo foll quot ctrt rcpt tick, and payo for WeChat Pay orders
+                  (their pages show the contract's and the customer's markers)
 
 The world is built once per test module (inside a transaction rolled back at the end of the
 module); each test runs in a savepoint inside it.
@@ -82,7 +83,8 @@ AMOUNT = {"repa1": Decimal("1000.00"), "repa2": Decimal("20000.00"),
 MARKER_RE = re.compile(r"MK[a-z0-9]{5}(?:cust|cont|lead|oppo|foll|quot|ctrt|rcpt|tick)")
 
 # Which record kind each model is, and the model name used in the route tables.
-MODEL_KIND = {"customer": "cust", "lead": "lead", "opportunity": "oppo", "followup": "foll",
+MODEL_KIND = {"payorder": "payo",
+              "customer": "cust", "lead": "lead", "opportunity": "oppo", "followup": "foll",
               "quote": "quot", "contract": "ctrt", "ticket": "tick"}
 
 
@@ -177,6 +179,7 @@ def build_world() -> World:
     from weiying.pipeline.models import Quote
     from weiying.pipeline.services import contracts, followups, leads, opportunities, quotes
     from weiying.pipeline.services import tickets as ticket_services
+    from weiying.wechat.models import PayOrder
 
     company = build_company()
     today = timezone.localdate()
@@ -235,6 +238,11 @@ def build_world() -> World:
         rec[(code, "tick")] = ticket_services.open_ticket(
             actor=user, customer=customer, title=marker(code, "tick"),
             description=marker(code, "tick"), contract=contract)
+        rec[(code, "payo")] = PayOrder.objects.create(
+            contract=contract, instalment=contract.instalments.order_by("seq").first(),
+            out_trade_no=f"WYMX{code}", amount=amount / 2, description=marker(code, "ctrt"),
+            code_url=f"weixin://wxpay/bizpayurl?pr=MX{code}",
+            expires_at=now + dt.timedelta(hours=2))
 
     for code, dept in POOLS.items():
         customer_with_contact(code, None, getattr(company, dept) if dept else None)
@@ -336,10 +344,12 @@ def table_counts() -> dict[str, int]:
         StageChange,
         Ticket,
     )
+    from weiying.wechat.models import PayOrder
 
     models = [AuditLog, DomainEvent, Customer, Contact, Consent, WeChatIdentity,
               OwnershipChange, CustomerMerge, Lead, Opportunity, StageChange, FollowUp, Quote,
-              Contract, ContractLine, Instalment, Receipt, Ticket, Customer.tags.through]
+              Contract, ContractLine, Instalment, Receipt, Ticket, Customer.tags.through,
+              PayOrder]
     names = [m.__name__ if m is not Customer.tags.through else "Customer.tags" for m in models]
     sql = "SELECT " + ", ".join(
         f"(SELECT COUNT(*) FROM {connection.ops.quote_name(m._meta.db_table)})" for m in models)

@@ -2,7 +2,7 @@
 filters, aggregate pages, detail pages, forms pre-filled from a record, and POST actions —
 for rep A, rep B (other branch), A's manager, the east director, finance and admin.
 
-Every URL pattern in the namespaces customers, pipeline, mobile and web must be listed in
+Every URL pattern in the namespaces customers, pipeline, mobile, org, web and wechat must be listed in
 PAGE_ROUTES; a new page fails `test_every_page_is_in_the_matrix` until it is added here.
 (The "api" namespace is the API, covered operation by operation in test_matrix_api.py;
 "admin" is Django's admin, staff-only, and i18n switches the language.)
@@ -36,7 +36,7 @@ from tests.scope.matrix import (
 
 pytestmark = pytest.mark.django_db
 
-NAMESPACES = ("customers", "pipeline", "mobile", "org", "web")
+NAMESPACES = ("customers", "pipeline", "mobile", "org", "web", "wechat")
 LIST = ({}, {"q": "MK"}, {"export": "csv"}, {"q": "MK", "export": "csv"})
 PLAIN = ({}, {"export": "csv"})
 
@@ -205,6 +205,15 @@ PAGE_ROUTES: dict[str, Any] = {
         detail("department", needs="org.manage"),
         action("department", lambda w, p: {"parent": w.company.hq.pk}, form=True),
     ),
+    # --- WeChat: the endpoints Tencent calls, and collecting by WeChat Pay ---
+    "wechat:callback_wecom": public("WeCom calls it; signed and encrypted, no session"),
+    "wechat:callback_wecom_contacts": public("WeCom calls it; signed and encrypted, no session"),
+    "wechat:callback_oa": public("the Official Account calls it; signed, no session"),
+    "wechat:pay_notify": public("WeChat Pay posts payment notifications; signed, no session"),
+    "wechat:payorder_new": action("contract", {}, form=True),
+    "wechat:payorder_detail": detail("payorder"),
+    "wechat:payorder_status": detail("payorder"),
+    "wechat:payorder_show": detail("payorder"),
     # --- phone pages ---
     "mobile:my_day": lst("foll", "lead", "oppo", "cust", mine=True),
     "mobile:followup_new": (

@@ -166,6 +166,8 @@ WEIYING = {
     ),
     "POOL_RECYCLE_WARNING_DAYS": env.integer("POOL_RECYCLE_WARNING_DAYS", 3),
     "DISCOUNT_APPROVAL_THRESHOLD": env.text("DISCOUNT_APPROVAL_THRESHOLD", "0.10"),
+    # Days a customer's WeCom data is kept after the WeCom tie ends (PIPL retention clock).
+    "WECHAT_RETENTION_DAYS": env.integer("WECHAT_RETENTION_DAYS", 180, minimum=1),
 }
 
 # --- Encryption at rest -----------------------------------------------------------------------

@@ -36,6 +36,7 @@ EVENT_NAMES = {
     "customer.created", "customer.claimed", "customer.released", "customer.assigned",
     "customer.merged", "customer.recycle_warning",
     "opportunity.created", "opportunity.stage_changed", "opportunity.won", "opportunity.lost",
+    "opportunity.reassigned",
     "followup.logged",
     "contract.submitted", "contract.approved", "contract.rejected", "contract.signed",
     "contract.cancelled", "contract.completed",

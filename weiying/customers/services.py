@@ -180,7 +180,9 @@ def _ownership(customer: Customer, action: str, *, from_owner: Any = None, to_ow
     )
 
 
-def _tags(names: Iterable[str]) -> list[Tag]:
+def _tags(names: Iterable[str], groups: dict[str, str] | None = None) -> list[Tag]:
+    """The Tag rows for `names`, created when missing; `groups` (name -> group) files new
+    tags, and fills the group of an existing tag that has none (WeCom tags come grouped)."""
     clean: list[str] = []
     for raw in names:
         name = " ".join((raw or "").split())
@@ -194,8 +196,13 @@ def _tags(names: Iterable[str]) -> list[Tag]:
         if name not in clean:
             clean.append(name)
     tags = []
+    groups = groups or {}
     for name in clean:
-        tag, _created = Tag.objects.get_or_create(name=name)
+        group = (groups.get(name) or "")[:32]
+        tag, _created = Tag.objects.get_or_create(name=name, defaults={"group": group})
+        if group and not tag.group:
+            Tag.objects.filter(pk=tag.pk).update(group=group)
+            tag.group = group
         tags.append(tag)
     return tags
 
@@ -347,6 +354,165 @@ def create_customer(
     return customer
 
 
+@transaction.atomic
+def create_customers_in_bulk(
+    *, actor: Any, rows: list[dict[str, Any]], source: str, reason: str = "",
+) -> list[tuple[Customer, bool]]:
+    """Many new customers at once (a WeCom sync of thousands of contacts): the same checks as
+    create_customer, in a few queries per batch instead of a dozen per customer.
+
+    Each row: name, kind, owner (Employee or None: the shared pool), identities
+    [(kind, value)], tags [names], tag_groups {name: group}, contact {name, title} or None.
+    A row whose WeChat identity is already a customer's, or a company whose normalised name
+    is (or an earlier row's), is not created again: it is linked, its new identities and its
+    contact person attached there. Returns (customer, created) per row, in row order.
+
+    One history row per new customer, one audit row and one "customer.imported" event (with
+    the id range and count, as the file import has) per call, not one per customer.
+    """
+    if actor is not None:
+        require(actor, "customer.edit")
+    _choice(source, Source, "source")
+    me = _employee(actor)
+    now = timezone.now()
+    clean: list[dict[str, Any]] = []
+    for row in rows:
+        kind = _choice(row.get("kind") or CustomerKind.INDIVIDUAL, CustomerKind, "kind")
+        owner = row.get("owner")
+        if owner is not None and not owner.is_active:
+            owner = None  # a leaver holds nothing new: the customer waits in the pool
+        name = _clean_name(row["name"])
+        clean.append({"name": name, "kind": kind, "key": name_key(name), "owner": owner,
+                      "identities": _clean_identities(row.get("identities", ())),
+                      "tags": list(row.get("tags", ())), "groups": row.get("tag_groups", {}),
+                      "contact": row.get("contact")})
+
+    # 1. Who is already here: by WeChat identity, then (companies) by normalised name.
+    pairs = {pair for row in clean for pair in row["identities"]}
+    by_identity: dict[tuple[str, str], int] = {}
+    values = sorted({v for _k, v in pairs})
+    for start in range(0, len(values), 900):
+        for kind, value, customer_id in WeChatIdentity.objects.filter(
+            value__in=values[start:start + 900]
+        ).values_list("kind", "value", "customer_id"):
+            by_identity[(kind, value)] = customer_id
+    keys = sorted({r["key"] for r in clean if r["kind"] == CustomerKind.COMPANY and r["key"]})
+    by_key: dict[str, int] = {}
+    for start in range(0, len(keys), 900):
+        for key, customer_id in Customer.objects.filter(
+            name_key__in=keys[start:start + 900], kind=CustomerKind.COMPANY,
+            merged_into__isnull=True,
+        ).order_by("-pk").values_list("name_key", "pk"):
+            by_key[key] = customer_id
+
+    # 2. New rows (the first row of a company creates it, later ones link to it).
+    found: list[int | None] = []
+    new_objects: list[Customer] = []
+    new_index: dict[int, int] = {}  # row index -> position in new_objects
+    first_of_key: dict[str, int] = {}
+    for index, row in enumerate(clean):
+        existing = next((by_identity[p] for p in row["identities"] if p in by_identity), None)
+        if existing is None and row["kind"] == CustomerKind.COMPANY and row["key"]:
+            existing = by_key.get(row["key"])
+            if existing is None and row["key"] in first_of_key:
+                found.append(None)
+                new_index[index] = new_index[first_of_key[row["key"]]]
+                continue
+        found.append(existing)
+        if existing is not None:
+            continue
+        owner = row["owner"]
+        if row["kind"] == CustomerKind.COMPANY and row["key"]:
+            first_of_key[row["key"]] = index
+        new_index[index] = len(new_objects)
+        new_objects.append(Customer(
+            kind=row["kind"], name=row["name"], name_key=row["key"], source=source,
+            level=Level.B, owner=owner, department_id=owner.department_id if owner else None,
+            in_pool=owner is None, owned_since=now if owner else None,
+            released_at=None if owner else now, last_activity_at=now,
+        ))
+    Customer.objects.bulk_create(new_objects, batch_size=500)
+    created_ids = [c.pk for c in new_objects]
+    existing_ids = {pk for pk in found if pk is not None}
+    loaded = Customer.objects.in_bulk(sorted(existing_ids)) if existing_ids else {}
+    result: list[tuple[Customer, bool]] = []
+    first_row_of: dict[int, int] = {}
+    for index, pk in enumerate(found):
+        if pk is not None:
+            result.append((loaded[pk], False))
+            continue
+        customer = new_objects[new_index[index]]
+        first = first_row_of.setdefault(customer.pk, index)
+        result.append((customer, first == index))
+
+    # 3. What hangs off them: identities not yet anyone's, contact persons, history, tags.
+    identity_rows, seen_pairs = [], set(by_identity)
+    contacts: list[Contact] = []
+    has_contacts = set(Contact.objects.filter(customer_id__in=existing_ids)
+                       .values_list("customer_id", flat=True)) if existing_ids else set()
+    for (customer, _created), row in zip(result, clean, strict=True):
+        for pair in row["identities"]:
+            if pair not in seen_pairs:
+                seen_pairs.add(pair)
+                identity_rows.append(WeChatIdentity(customer=customer, kind=pair[0],
+                                                    value=pair[1]))
+        person = row["contact"]
+        if person and person.get("name"):
+            contacts.append(Contact(customer=customer, name=" ".join(person["name"].split())[:64],
+                                    title=(person.get("title") or "")[:64],
+                                    is_primary=customer.pk not in has_contacts))
+            has_contacts.add(customer.pk)
+    WeChatIdentity.objects.bulk_create(identity_rows, batch_size=1000)
+    Contact.objects.bulk_create(contacts, batch_size=1000)
+    OwnershipChange.objects.bulk_create([
+        OwnershipChange(customer=c, action=PoolAction.CREATE, to_owner=c.owner, by=me,
+                        reason=reason[:255]) for c in new_objects
+    ], batch_size=1000)
+    wanted: dict[int, set[str]] = {}
+    tag_cache: dict[str, Tag] = {}
+    new_ids = set(created_ids)
+    for (customer, _created), row in zip(result, clean, strict=True):
+        if customer.pk in new_ids:
+            names = {t.name for t in _tags_in_bulk(row["tags"], row["groups"], tag_cache)}
+            wanted.setdefault(customer.pk, set()).update(names)
+    if wanted:
+        tag_ids = dict(Tag.objects.filter(
+            name__in={n for names in wanted.values() for n in names}).values_list("name", "pk"))
+        Customer.tags.through.objects.bulk_create([
+            Customer.tags.through(customer_id=pk, tag_id=tag_ids[n])
+            for pk, names in wanted.items() for n in sorted(names)
+        ], batch_size=1000, ignore_conflicts=True)
+
+    if new_objects:
+        audit.record(actor, "customer.bulk_create", object_type="customers.customer",
+                     object_id=f"{created_ids[0]}-{created_ids[-1]}", after={
+                         "source": source, "count": len(new_objects), "first_id": created_ids[0],
+                         "last_id": created_ids[-1], "reason": reason,
+                         "linked": len(existing_ids)})
+        events.emit("customer.imported", new_objects[0], actor=actor, source=source,
+                    first_id=created_ids[0], last_id=created_ids[-1], count=len(new_objects))
+    return result
+
+
+def _tags_in_bulk(names: Iterable[str], groups: dict[str, str],
+                  cache: dict[str, Tag]) -> list[Tag]:
+    """_tags with a per-call cache, so a sync of thousands of customers reads each tag once."""
+    out = []
+    missing = []
+    for raw in names:
+        name = " ".join((raw or "").split())[:32]
+        if not name:
+            continue
+        if name in cache:
+            out.append(cache[name])
+        else:
+            missing.append(name)
+    for tag in _tags(missing, groups):
+        cache[tag.name] = tag
+        out.append(tag)
+    return out
+
+
 def _or(qs: list[Q]) -> Q:
     out = Q()
     for q in qs:
@@ -483,11 +649,13 @@ def add_identity(*, actor: Any, customer: Customer, kind: str, value: str) -> We
 
 
 @transaction.atomic
-def set_tags(*, actor: Any, customer: Customer, names: Iterable[str]) -> list[Tag]:
-    """Replace the customer's tags with `names`, creating tags that do not exist yet."""
+def set_tags(*, actor: Any, customer: Customer, names: Iterable[str],
+             groups: dict[str, str] | None = None) -> list[Tag]:
+    """Replace the customer's tags with `names`, creating tags that do not exist yet (in the
+    group `groups` names for them, if any)."""
     _editable(actor, customer)
     before = sorted(customer.tags.values_list("name", flat=True))
-    tags = _tags(names)
+    tags = _tags(names, groups)
     customer.tags.set(tags)
     after = sorted(t.name for t in tags)
     if before != after:
@@ -729,14 +897,19 @@ def claim_customer(*, actor: Any, customer: Customer) -> Customer:
 
 
 @transaction.atomic
-def assign_customer(*, actor: Any, customer: Customer, owner: Employee) -> Customer:
-    """A manager gives a pool customer (or someone else's) to a person in their scope."""
-    require(actor, "pool.assign")
+def assign_customer(*, actor: Any, customer: Customer, owner: Employee,
+                    reason: str = "") -> Customer:
+    """A manager gives a pool customer (or someone else's) to a person in their scope.
+
+    `actor` None is the system (the WeCom sync when the owner's WeCom tie ends and another
+    follower remains): no permission or scope check, the same history, audit and event."""
+    if actor is not None:
+        require(actor, "pool.assign")
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     _visible(actor, customer)
     if customer.merged_into_id:
         raise Conflict(_("This customer was merged into another."), code="customer_merged")
-    if not visible_employees(actor).filter(pk=owner.pk).exists():
+    if actor is not None and not visible_employees(actor).filter(pk=owner.pk).exists():
         raise ValidationFailed(
             _("You can only assign customers to people in your own team."), field="owner"
         )
@@ -758,12 +931,90 @@ def assign_customer(*, actor: Any, customer: Customer, owner: Employee) -> Custo
     )
     customer.refresh_from_db()
     me = _employee(actor)
-    _ownership(customer, PoolAction.ASSIGN, from_owner=previous, to_owner=owner, by=me)
+    _ownership(customer, PoolAction.ASSIGN, from_owner=previous, to_owner=owner, by=me,
+               reason=reason)
     audit.record(actor, "customer.assign", customer,
                  before={"owner": previous.pk if previous else None, "in_pool": was_in_pool},
-                 after={"owner": owner.pk, "in_pool": False})
+                 after={"owner": owner.pk, "in_pool": False, **({"reason": reason}
+                                                                if reason else {})})
     events.emit("customer.assigned", customer, actor=actor, owner_id=owner.pk,
                 from_owner_id=previous.pk if previous else None, from_pool=was_in_pool)
+    return customer
+
+
+@transaction.atomic
+def hand_over_customers(*, actor: Any, from_employee: Employee, to_employee: Employee,
+                        reason: str = "") -> list[int]:
+    """Give every customer `from_employee` holds to `to_employee` (a departure's successor).
+
+    One history row and one "customer.assigned" event per customer, one audit row for the
+    hand-over. Customers already handed over are not touched again, so a replay changes
+    nothing. Returns the ids handed over. `actor` None is the system (the "employee.left"
+    subscriber)."""
+    if actor is not None:
+        require(actor, "pool.assign")
+        if not visible_employees(actor).filter(pk=to_employee.pk).exists():
+            raise ValidationFailed(
+                _("You can only assign customers to people in your own team."), field="owner"
+            )
+    to_employee = Employee.objects.select_related("department").get(pk=to_employee.pk)
+    if to_employee.pk == from_employee.pk:
+        raise ValidationFailed(_("Pick someone else to hand the customers over to."),
+                               field="owner")
+    if not to_employee.is_active:
+        raise ValidationFailed(
+            _("%(name)s has left the company; pick someone else.") % {"name": to_employee.name},
+            field="owner",
+        )
+    held = Customer.objects.select_for_update().filter(
+        owner=from_employee, in_pool=False, merged_into__isnull=True
+    )
+    if actor is not None:
+        held = scoped(held, actor)
+    ids = sorted(held.values_list("pk", flat=True))
+    if not ids:
+        return []
+    now = timezone.now()
+    Customer.objects.filter(pk__in=ids).update(
+        owner=to_employee, department=to_employee.department_id, owned_since=now,
+        recycle_warned_at=None, last_activity_at=now, updated_at=now,
+    )
+    # The successor owns them now; a collaborator entry of theirs would say it twice.
+    Customer.collaborators.through.objects.filter(
+        customer_id__in=ids, employee_id=to_employee.pk).delete()
+    me = _employee(actor)
+    reason = (reason or _("Hand-over from %(name)s") % {"name": from_employee.name})[:255]
+    OwnershipChange.objects.bulk_create([
+        OwnershipChange(customer_id=pk, action=PoolAction.ASSIGN, from_owner=from_employee,
+                        to_owner=to_employee, by=me, reason=reason)
+        for pk in ids
+    ])
+    audit.record(actor, "customer.hand_over", from_employee,
+                 before={"owner": from_employee.pk},
+                 after={"owner": to_employee.pk, "customers": ids, "reason": reason})
+    for pk in ids:
+        events.emit("customer.assigned", Customer(pk=pk), actor=actor, owner_id=to_employee.pk,
+                    from_owner_id=from_employee.pk, from_pool=False, hand_over=True)
+    return ids
+
+
+@transaction.atomic
+def update_collaborators(*, actor: Any, customer: Customer, add: Iterable[Employee] = (),
+                         remove: Iterable[Employee] = ()) -> Customer:
+    """Add and remove people who work a customer beside its owner (a second rep who follows
+    the same WeCom contact). The owner is never a collaborator of their own customer."""
+    _editable(actor, customer)
+    before = set(customer.collaborators.values_list("pk", flat=True))
+    adding = {e.pk for e in add if e.pk != customer.owner_id} - before
+    removing = {e.pk for e in remove} & before
+    if not adding and not removing:
+        return customer
+    if adding:
+        customer.collaborators.add(*adding)
+    if removing:
+        customer.collaborators.remove(*removing)
+    audit.record(actor, "customer.collaborators", customer, before={"collaborators":
+                 sorted(before)}, after={"collaborators": sorted((before | adding) - removing)})
     return customer
 
 

@@ -131,6 +131,14 @@ class LeaveForm(forms.Form):
     leave_date = forms.DateField(label=_("Leave date"), widget=DATE_WIDGET,
                                  initial=timezone.localdate,
                                  error_messages={"required": _("Give the last day of work.")})
+    successor = EmployeeNumberField(
+        label=_("Successor (employee number)"), required=False,
+        help_text=_("Their customers, open opportunities, open leads and WeCom contacts go to "
+                    "this colleague. Leave empty to hand them over later."))
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["successor"].people = _people(user)
 
 
 class DepartmentForm(forms.Form):

@@ -134,8 +134,10 @@ def _check_current(employee: Employee) -> None:
 @transaction.atomic
 def create_department(
     *, actor: Any, name: str, parent: Department | None = None, kind: str = "team",
-    city: str = "", region: str = "", check: bool = True,
+    city: str = "", region: str = "", check: bool = True, wecom_id: str = "",
 ) -> Department:
+    """A new department under `parent` (a root when None). `check=False` is the system's
+    path (the WeCom directory sync, fixtures): no permission check, same audit and event."""
     if check:
         require(actor, "org.manage")
     name = _clean_department_name(name)
@@ -145,6 +147,7 @@ def create_department(
     department = Department.objects.create(
         company=parent.company if parent else get_company(), parent=parent, name=name,
         kind=kind, city=_clean_text(city), region=_clean_text(region), path=_placeholder(),
+        wecom_id=_clean_text(wecom_id),
     )
     department.path = tree.child_path(parent.path if parent else "", department.pk)
     department.depth = tree.depth(department.path)
@@ -158,10 +161,11 @@ def create_department(
 @transaction.atomic
 def update_department(
     *, actor: Any, department: Department, name: str, kind: str, city: str, region: str,
-    manager: Employee | None,
+    manager: Employee | None, check: bool = True,
 ) -> Department:
     """Change a department's own fields. Its place in the tree changes with move_department."""
-    require(actor, "org.manage")
+    if check:
+        require(actor, "org.manage")
     department = Department.objects.select_for_update().get(pk=department.pk)
     clean = {
         "name": _clean_department_name(name), "kind": _clean_kind(kind),
@@ -182,9 +186,11 @@ def update_department(
 
 
 @transaction.atomic
-def move_department(*, actor: Any, department: Department, parent: Department) -> Department:
+def move_department(*, actor: Any, department: Department, parent: Department,
+                    check: bool = True) -> Department:
     """Put a department (and everything below it) under another parent department."""
-    require(actor, "org.manage")
+    if check:
+        require(actor, "org.manage")
     department.refresh_from_db()
     parent.refresh_from_db()
     if parent.path.startswith(department.path):
@@ -219,13 +225,38 @@ def move_department(*, actor: Any, department: Department, parent: Department) -
     return department
 
 
+@transaction.atomic
+def close_department(*, actor: Any, department: Department, check: bool = True) -> Department:
+    """Close a department that no longer exists (WeCom deleted it). Only an empty one: its
+    people and sub-departments must move first. Closing a closed one changes nothing."""
+    if check:
+        require(actor, "org.manage")
+    department = Department.objects.select_for_update().get(pk=department.pk)
+    if not department.is_active:
+        return department
+    if department.employees.exclude(status=EmployeeStatus.LEFT).exists() or \
+            department.children.filter(is_active=True).exists():
+        raise Conflict(
+            _("%(name)s still has people or open sub-departments; move them before closing "
+              "it.") % {"name": department.name},
+            code="department_not_empty",
+        )
+    department.is_active = False
+    department.save(update_fields=["is_active"])
+    audit.record(actor, "department.close", department, before={"is_active": True},
+                 after={"is_active": False})
+    events.emit("department.updated", department, actor=actor,
+                changes={"is_active": [True, False]})
+    return department
+
+
 # --- employees ------------------------------------------------------------------------------
 @transaction.atomic
 def create_employee(
     *, actor: Any, number: str, name: str, department: Department,
     leader: Employee | None = None, role: Role | None = None, position: str = "",
     level: str = "", hire_date: dt.date | None = None, phone: str = "", email: str = "",
-    city: str = "", check: bool = True,
+    city: str = "", check: bool = True, wecom_userid: str = "",
 ) -> Employee:
     if check:
         require(actor, "org.manage")
@@ -246,7 +277,7 @@ def create_employee(
         number=number, name=name, department=department, leader=leader, role=role,
         position=_clean_text(position), level=_clean_text(level), hire_date=hire_date,
         phone=_clean_phone(phone), email=_clean_email(email), city=_clean_text(city),
-        path=_placeholder(),
+        path=_placeholder(), wecom_userid=_clean_text(wecom_userid),
     )
     employee.path = tree.child_path(leader.path if leader else "", employee.pk)
     employee.save(update_fields=["path"])
@@ -260,11 +291,12 @@ def create_employee(
 def update_employee(
     *, actor: Any, employee: Employee, name: str, position: str, level: str,
     role: Role | None, phone: str, email: str, city: str, hire_date: dt.date | None,
-    status: str,
+    status: str, check: bool = True,
 ) -> Employee:
     """Change an employee's profile and role. The department changes with transfer_employee,
     the direct leader with change_leader, a departure with mark_left."""
-    require(actor, "org.manage")
+    if check:
+        require(actor, "org.manage")
     employee = Employee.objects.select_for_update().get(pk=employee.pk)
     _check_current(employee)
     name = _clean_text(name)
@@ -296,9 +328,38 @@ def update_employee(
 
 
 @transaction.atomic
-def change_leader(*, actor: Any, employee: Employee, leader: Employee | None) -> Employee:
+def set_wecom_userid(*, actor: Any, employee: Employee, wecom_userid: str,
+                     check: bool = True) -> Employee:
+    """Tie an employee to their WeCom account (or change the tie: WeCom lets an admin rename
+    a user id once). Another employee's id is refused."""
+    if check:
+        require(actor, "org.manage")
+    employee = Employee.objects.select_for_update().get(pk=employee.pk)
+    wecom_userid = _clean_text(wecom_userid)
+    if employee.wecom_userid == wecom_userid:
+        return employee
+    if wecom_userid and Employee.objects.filter(wecom_userid=wecom_userid).exclude(
+            pk=employee.pk).exists():
+        raise Conflict(
+            _("WeCom user id %(userid)s already belongs to another employee; untie it there "
+              "first.") % {"userid": wecom_userid},
+            field="wecom_userid",
+        )
+    before = {"wecom_userid": employee.wecom_userid}
+    employee.wecom_userid = wecom_userid
+    employee.save(update_fields=["wecom_userid"])
+    audit.record(actor, "employee.wecom_userid", employee, before=before,
+                 after={"wecom_userid": wecom_userid})
+    events.emit("employee.updated", employee, actor=actor, fields=["wecom_userid"])
+    return employee
+
+
+@transaction.atomic
+def change_leader(*, actor: Any, employee: Employee, leader: Employee | None,
+                  check: bool = True) -> Employee:
     """Move an employee (and everyone reporting to them) under a new direct leader."""
-    require(actor, "org.manage")
+    if check:
+        require(actor, "org.manage")
     employee.refresh_from_db()
     _check_leader(employee.pk, leader)
     if leader is not None and leader.path.startswith(employee.path):
@@ -328,11 +389,13 @@ def change_leader(*, actor: Any, employee: Employee, leader: Employee | None) ->
 
 
 @transaction.atomic
-def transfer_employee(*, actor: Any, employee: Employee, department: Department) -> Employee:
+def transfer_employee(*, actor: Any, employee: Employee, department: Department,
+                      check: bool = True) -> Employee:
     """Move an employee to another department; the records they own move with them."""
     from weiying.core.scope import follow_owner
 
-    require(actor, "org.manage")
+    if check:
+        require(actor, "org.manage")
     employee = Employee.objects.select_for_update().get(pk=employee.pk)
     department.refresh_from_db()
     _check_current(employee)
@@ -355,9 +418,14 @@ def transfer_employee(*, actor: Any, employee: Employee, department: Department)
 
 
 @transaction.atomic
-def mark_left(*, actor: Any, employee: Employee, leave_date: dt.date) -> Employee:
-    """Record a departure. Their records stay theirs until a hand-over reassigns them."""
-    require(actor, "org.manage")
+def mark_left(*, actor: Any, employee: Employee, leave_date: dt.date,
+              successor: Employee | None = None, check: bool = True) -> Employee:
+    """Record a departure. With a `successor` (a current colleague), the "employee.left"
+    event names them and the subscribers hand the leaver's customers, open opportunities,
+    open leads and WeCom contacts over to them; without one the records stay the leaver's
+    until a hand-over reassigns them."""
+    if check:
+        require(actor, "org.manage")
     employee = Employee.objects.select_for_update().get(pk=employee.pk)
     if not employee.is_active:
         raise InvalidTransition(
@@ -372,15 +440,30 @@ def mark_left(*, actor: Any, employee: Employee, leave_date: dt.date) -> Employe
             % {"leave": leave_date.isoformat(), "hire": employee.hire_date.isoformat()},
             field="leave_date",
         )
+    if successor is not None:
+        successor = Employee.objects.get(pk=successor.pk)
+        if successor.pk == employee.pk:
+            raise ValidationFailed(
+                _("A leaver cannot be their own successor; pick a colleague who stays."),
+                field="successor",
+            )
+        if not successor.is_active:
+            raise ValidationFailed(
+                _("%(name)s has left the company; pick a current employee as the successor.")
+                % {"name": successor.name},
+                field="successor",
+            )
     before = audit.snapshot(employee, ["status", "leave_date"])
     employee.status = EmployeeStatus.LEFT
     employee.leave_date = leave_date
     employee.save(update_fields=["status", "leave_date"])
     if employee.user_id:
         get_user_model().objects.filter(pk=employee.user_id).update(is_active=False)
-    audit.record(actor, "employee.leave", employee, before=before,
-                 after=audit.snapshot(employee, ["status", "leave_date"]))
-    events.emit("employee.left", employee, actor=actor, leave_date=leave_date)
+    after = audit.snapshot(employee, ["status", "leave_date"]) or {}
+    after["successor"] = successor.pk if successor else None
+    audit.record(actor, "employee.leave", employee, before=before, after=after)
+    events.emit("employee.left", employee, actor=actor, leave_date=leave_date,
+                successor_id=successor.pk if successor else None)
     return employee
 
 

@@ -281,14 +281,16 @@ def employee_leader(request: HttpRequest, pk: int) -> HttpResponse:
 def employee_leave(request: HttpRequest, pk: int) -> HttpResponse:
     require(request.user, "org.manage")
     employee = selectors.employee_detail(request.user, pk)
-    form = LeaveForm(request.POST or None)
+    form = LeaveForm(request.POST or None, user=request.user)
     return _form_page(
         request, form,
         lambda data: services.mark_left(actor=request.user, employee=employee,
-                                        leave_date=data["leave_date"]),
+                                        leave_date=data["leave_date"],
+                                        successor=data.get("successor")),
         title=_("Record that %(name)s leaves") % {"name": employee.name},
-        intro=_("Their login is switched off. The records they own stay theirs until you hand "
-                "them over to a colleague."),
+        intro=_("Their login is switched off. With a successor, their customers, open "
+                "opportunities, open leads and WeCom contacts go to that colleague; without "
+                "one they stay theirs until you hand them over."),
         next_url=_to_employee,
         done=lambda e: _("%(name)s recorded as left.") % {"name": e.name},
         cancel_url=_to_employee(employee),

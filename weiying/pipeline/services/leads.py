@@ -429,3 +429,38 @@ def convert_lead(
 
 def may_assign(user: Any) -> bool:
     return has_perm(user, "lead.assign")
+
+
+@transaction.atomic
+def hand_over_leads(*, actor: Any, from_employee: Employee, to_employee: Employee) -> list[int]:
+    """Give every open lead of `from_employee` (new, assigned or contacted) to `to_employee`,
+    a departure's successor. One audit row for the hand-over, one "lead.assigned" event per
+    lead; a replay finds nothing left to move. `actor` None is the system."""
+    if actor is not None:
+        require(actor, "lead.assign")
+        if not visible_employees(actor).filter(pk=to_employee.pk).exists():
+            raise ValidationFailed(
+                _("You may only give leads to people in your own scope."), field="owner"
+            )
+    to_employee = Employee.objects.get(pk=to_employee.pk)
+    if to_employee.status == EmployeeStatus.LEFT:
+        raise ValidationFailed(
+            _("%(name)s has left the company; pick someone else.") % {"name": to_employee.name},
+            field="owner",
+        )
+    open_leads = _visible(Lead.objects.select_for_update(), actor).filter(
+        owner=from_employee, status__in=OPEN_STATUSES)
+    ids = sorted(open_leads.values_list("pk", flat=True))
+    if not ids:
+        return []
+    now = timezone.now()
+    Lead.objects.filter(pk__in=ids).update(
+        owner=to_employee, department=to_employee.department_id, assigned_at=now,
+        last_activity_at=now)
+    Lead.objects.filter(pk__in=ids, status=LeadStatus.NEW).update(status=LeadStatus.ASSIGNED)
+    audit.record(actor, "lead.hand_over", from_employee, before={"owner": from_employee.pk},
+                 after={"owner": to_employee.pk, "leads": ids})
+    for pk in ids:
+        events.emit("lead.assigned", Lead(pk=pk), actor=actor, owner_id=to_employee.pk,
+                    previous_owner_id=from_employee.pk, by_rule=False, hand_over=True)
+    return ids

@@ -514,3 +514,43 @@ def update_stage(
         _renumber(stage.pipeline, opens + [s for s in ordered if s.kind != StageKind.OPEN])
     audit.record(actor, "stage.update", stage, before=before, after=audit.snapshot(stage))
     return stage
+
+
+@transaction.atomic
+def hand_over_opportunities(*, actor: Any, from_employee: Employee,
+                            to_employee: Employee) -> list[int]:
+    """Give every open opportunity of `from_employee` to `to_employee` (a departure's
+    successor); won and lost ones keep the name of who closed them.
+
+    One audit row for the hand-over, one "opportunity.reassigned" event per opportunity.
+    What was handed over is not touched again, so a replay changes nothing. `actor` None is
+    the system (the "employee.left" subscriber)."""
+    if actor is not None:
+        require(actor, "opportunity.edit")
+        if not visible_employees(actor).filter(pk=to_employee.pk).exists():
+            raise ValidationFailed(
+                _("You may only give opportunities to people in your own scope."),
+                field="owner",
+            )
+    to_employee = Employee.objects.get(pk=to_employee.pk)
+    if not to_employee.is_active:
+        raise ValidationFailed(
+            _("%(name)s has left the company; pick someone else.") % {"name": to_employee.name},
+            field="owner",
+        )
+    open_ones = _visible(Opportunity.objects.select_for_update(), actor).filter(
+        owner=from_employee, status=OpportunityStatus.OPEN)
+    ids = sorted(open_ones.values_list("pk", flat=True))
+    if not ids:
+        return []
+    now = timezone.now()
+    Opportunity.objects.filter(pk__in=ids).update(
+        owner=to_employee, department=to_employee.department_id, last_activity_at=now)
+    audit.record(actor, "opportunity.hand_over", from_employee,
+                 before={"owner": from_employee.pk},
+                 after={"owner": to_employee.pk, "opportunities": ids})
+    for pk in ids:
+        events.emit("opportunity.reassigned", Opportunity(pk=pk), actor=actor,
+                    owner_id=to_employee.pk, previous_owner_id=from_employee.pk,
+                    hand_over=True)
+    return ids
