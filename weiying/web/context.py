@@ -8,9 +8,10 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
-from weiying.core.permissions import employee_of
+from weiying.core.permissions import employee_of, has_perm
 
-NAV: list[tuple[str, Any]] = [
+# (url name, label[, the permission the entry needs])
+NAV: list[tuple[Any, ...]] = [
     ("web:home", _("Overview")),
     ("pipeline:lead_list", _("Leads")),
     ("customers:customer_list", _("Customers")),
@@ -23,6 +24,7 @@ NAV: list[tuple[str, Any]] = [
     ("pipeline:ticket_list", _("Service")),
     ("pipeline:aftersale", _("Repurchase & upsell")),
     ("org:chart", _("Organisation")),
+    ("wechat:channel_list", _("Channels"), "lead.assign"),
 ]
 
 
@@ -30,7 +32,9 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {}
     items = []
-    for name, label in NAV:
+    for name, label, *needs in NAV:
+        if needs and not has_perm(request.user, needs[0]):
+            continue
         try:
             url = reverse(name)
         except NoReverseMatch:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from weiying.wechat import callbacks, pay_views
+from weiying.wechat import callbacks, pay_views, views_channels
 
 app_name = "wechat"
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("pay/orders/<int:pk>", pay_views.payorder_detail, name="payorder_detail"),
     path("pay/orders/<int:pk>/status", pay_views.payorder_status, name="payorder_status"),
     path("pay/orders/<int:pk>/show", pay_views.payorder_show, name="payorder_show"),
+    *views_channels.urlpatterns,
 ]
