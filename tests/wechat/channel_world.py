@@ -77,8 +77,8 @@ def seed_directory(box: Sandbox, company: Any) -> None:
         getattr(company, name).wecom_id = str(wid)
 
 
-@pytest.fixture
-def sandbox(wechat: Any, company: Any, settings: Any, monkeypatch: Any) -> Any:
+@pytest.fixture(name="sandbox")
+def sandbox_fixture(wechat: Any, company: Any, settings: Any, monkeypatch: Any) -> Any:
     state = SandboxState(SandboxConfig(delivery_mode="sync", app_base_url="http://testserver",
                                        public_url="http://sandbox",
                                        wecom_retry_seconds=[0.0, 0.0],

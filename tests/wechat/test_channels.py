@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import user_of
-from tests.wechat.channel_world import sandbox  # noqa: F401 - the fixture
+from tests.wechat.channel_world import sandbox_fixture  # noqa: F401 - the fixture
 from weiying.core.errors import NotFound, PermissionDenied, ValidationFailed
 from weiying.core.models import AuditLog, DomainEvent
 from weiying.pipeline.models import Lead
