@@ -1,8 +1,10 @@
-"""The `weiying` command: serve, run the worker, migrate, create the demo, import files."""
+"""The `weiying` command: serve, run the worker, migrate, create the demo, import files, and
+serve the WeChat sandbox."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -145,6 +147,43 @@ def cmd_import(args: argparse.Namespace) -> int:
     return import_file_cli(args)
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """The WeChat sandbox: a separate Flask app (no Django), one gunicorn process because
+    its world lives in memory, eight threads."""
+    from weiying.wechat.sandbox.state import SandboxConfig
+
+    env = dict(os.environ)
+    if args.config:
+        path = os.path.abspath(args.config)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                SandboxConfig().update(json.load(fh))
+        except (OSError, ValueError) as exc:
+            print(f"weiying: sandbox config {args.config}: {exc}", file=sys.stderr)
+            return 2
+        except (KeyError, TypeError) as exc:
+            print(f"weiying: sandbox config {args.config}: bad setting {exc}", file=sys.stderr)
+            return 2
+        env["WEIYING_SANDBOX_CONFIG"] = path
+    base = f"http://{args.host}:{args.port}"
+    env["WEIYING_SANDBOX_APP_URL"] = args.app_url
+    env.setdefault("WEIYING_SANDBOX_PUBLIC_URL", base)
+    print(f"WeChat sandbox on {base}/sandbox/ (callbacks go to {args.app_url})")
+    print("Point the app at it:")
+    for variable, prefix in (("WECOM_API_BASE", "wecom"), ("WECOM_OAUTH_BASE", "wecom-open"),
+                             ("WECOM_QR_LOGIN_BASE", "wecom-login"), ("OA_API_BASE", "oa"),
+                             ("OA_QR_BASE", "oa-mp"), ("PAY_API_BASE", "pay")):
+        print(f"  {variable}={base}/{prefix}")
+    print(f"WeChat Pay platform keys to trust: {base}/sandbox/api/pay/keys\n", flush=True)
+    command = [sys.executable, "-m", "gunicorn", "weiying.wechat.sandbox.app:create_app()",
+               "--bind", f"{args.host}:{args.port}", "--workers", "1", "--threads", "8",
+               "--worker-class", "gthread", "--timeout", "120", "--access-logfile", "-"]
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="weiying", description="Weiying (微营) marketing management: run and manage it."
@@ -199,6 +238,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-only", action="store_true",
                    help="import the valid rows and report the rest")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("sandbox", help="serve the WeChat sandbox (a local stand-in for Tencent)",
+                       description="Serve the WeChat sandbox: WeCom, the Official Account and "
+                       "WeChat Pay on one port (/wecom, /wecom-open, /wecom-login, /oa, "
+                       "/oa-mp, /pay), with simulated customer phones and employee inboxes "
+                       "at /sandbox/ and a control API at /sandbox/api. It posts encrypted "
+                       "callbacks and signed Pay notifications to the app, with Tencent's "
+                       "retries. State is in memory and lost on exit.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--app-url", default="http://127.0.0.1:8000",
+                   help="where the app listens: callbacks go to /wechat/callback/… there")
+    p.add_argument("--config", metavar="FILE.json",
+                   help="sandbox settings (credentials, keys, retry schedules) as JSON")
+    p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("check", help="check the configuration and the database connection",
                        description="Validate settings, run Django's checks and connect.")
