@@ -9,7 +9,8 @@ its body holds a marker outside the persona's allowed set.
                   poole / pooln / poolc: pool customers of the east branch, the north branch
                   and the whole company; depta / deptb: leads nobody owns yet, waiting in
                   上海一组 / 北京一组.
-    kinds         cust cont lead oppo foll quot ctrt rcpt tick, and payo for WeChat Pay orders
+    kinds         cust cont lead oppo foll quot ctrt rcpt tick, and payo for WeChat Pay orders,
+                  chan for channel codes (渠道活码)
                   (their pages show the contract's and the customer's markers)
 
 The world is built once per test module (inside a transaction rolled back at the end of the
@@ -80,10 +81,10 @@ VISIBLE_DEPARTMENTS: dict[str, set[str]] = {
 AMOUNT = {"repa1": Decimal("1000.00"), "repa2": Decimal("20000.00"),
           "repb1": Decimal("300000.00"), "mgrb1": Decimal("4000000.00")}
 
-MARKER_RE = re.compile(r"MK[a-z0-9]{5}(?:cust|cont|lead|oppo|foll|quot|ctrt|rcpt|tick)")
+MARKER_RE = re.compile(r"MK[a-z0-9]{5}(?:cust|cont|lead|oppo|foll|quot|ctrt|rcpt|tick|chan)")
 
 # Which record kind each model is, and the model name used in the route tables.
-MODEL_KIND = {"payorder": "payo",
+MODEL_KIND = {"payorder": "payo", "channel": "chan",
               "customer": "cust", "lead": "lead", "opportunity": "oppo", "followup": "foll",
               "quote": "quot", "contract": "ctrt", "ticket": "tick"}
 
@@ -179,7 +180,7 @@ def build_world() -> World:
     from weiying.pipeline.models import Quote
     from weiying.pipeline.services import contracts, followups, leads, opportunities, quotes
     from weiying.pipeline.services import tickets as ticket_services
-    from weiying.wechat.models import PayOrder
+    from weiying.wechat.models import Channel, PayOrder
 
     company = build_company()
     today = timezone.localdate()
@@ -243,6 +244,10 @@ def build_world() -> World:
             out_trade_no=f"WYMX{code}", amount=amount / 2, description=marker(code, "ctrt"),
             code_url=f"weixin://wxpay/bizpayurl?pr=MX{code}",
             expires_at=now + dt.timedelta(hours=2))
+        rec[(code, "chan")] = Channel.objects.create(
+            name=marker(code, "chan"), state=f"mx-{code}", owner=owner,
+            department=owner.department, config_id=f"mx{code}",
+            qr_url=f"https://sandbox.test/qr/mx{code}")
 
     for code, dept in POOLS.items():
         customer_with_contact(code, None, getattr(company, dept) if dept else None)
@@ -344,12 +349,12 @@ def table_counts() -> dict[str, int]:
         StageChange,
         Ticket,
     )
-    from weiying.wechat.models import PayOrder
+    from weiying.wechat.models import Channel, ChannelArrival, PayOrder
 
     models = [AuditLog, DomainEvent, Customer, Contact, Consent, WeChatIdentity,
               OwnershipChange, CustomerMerge, Lead, Opportunity, StageChange, FollowUp, Quote,
               Contract, ContractLine, Instalment, Receipt, Ticket, Customer.tags.through,
-              PayOrder]
+              PayOrder, Channel, ChannelArrival]
     names = [m.__name__ if m is not Customer.tags.through else "Customer.tags" for m in models]
     sql = "SELECT " + ", ".join(
         f"(SELECT COUNT(*) FROM {connection.ops.quote_name(m._meta.db_table)})" for m in models)

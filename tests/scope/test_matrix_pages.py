@@ -214,6 +214,22 @@ PAGE_ROUTES: dict[str, Any] = {
     "wechat:payorder_detail": detail("payorder"),
     "wechat:payorder_status": detail("payorder"),
     "wechat:payorder_show": detail("payorder"),
+    # channel codes: managers' pages (lead.assign), a channel outside the scope is a 404
+    "wechat:channel_list": lst("chan", variants=({}, {"q": "MK"}, {"export": "csv"},
+                                                 {"kind": "wecom", "active": "1"}),
+                               needs="lead.assign"),
+    "wechat:channel_new": (
+        form(needs="lead.assign"),
+        create(why="needs lead.assign; the reps and teams behind the code are checked against "
+                   "the actor's scope (tests/wechat/test_channels.py)"),
+    ),
+    "wechat:channel_detail": detail("channel", needs="lead.assign"),
+    "wechat:channel_qr": detail("channel", needs="lead.assign"),
+    "wechat:channel_edit": (
+        detail("channel", needs="lead.assign"),
+        action("channel", {"name": "矩阵改名", "cost": "1"}, form=True),
+    ),
+    "wechat:channel_deactivate": action("channel", form=True),
     # --- phone pages ---
     "mobile:my_day": lst("foll", "lead", "oppo", "cust", mine=True),
     "mobile:followup_new": (

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import translation
 
 from weiying.wechat import client
 from weiying.wechat.sandbox import SandboxConfig, SandboxState, create_app
@@ -75,6 +76,13 @@ def seed_directory(box: Sandbox, company: Any) -> None:
     for name, wid in DEPARTMENT_IDS.items():
         Department.objects.filter(pk=getattr(company, name).pk).update(wecom_id=str(wid))
         getattr(company, name).wecom_id = str(wid)
+
+
+@pytest.fixture(name="english", autouse=True)
+def english_fixture() -> Any:
+    """Service messages in English, as the tests read them (pages: login(language="en"))."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture(name="sandbox")

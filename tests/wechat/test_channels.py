@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import user_of
-from tests.wechat.channel_world import sandbox_fixture  # noqa: F401 - the fixture
+from tests.wechat.channel_world import english_fixture, sandbox_fixture  # noqa: F401
 from weiying.core.errors import NotFound, PermissionDenied, ValidationFailed
 from weiying.core.models import AuditLog, DomainEvent
 from weiying.pipeline.models import Lead
@@ -412,6 +412,7 @@ def test_the_detail_shows_the_qr_code_and_offers_svg_and_png(company, sandbox, l
 
     body = page.content.decode()
     assert page.status_code == 200 and "<svg" in body and "Download PNG" in body
+    assert f'href="{channel.qr_url}"' in body  # WeCom's own picture of the code
     assert "WeChat contact wm1" in body  # the arrival's lead
     assert svg["Content-Type"] == "image/svg+xml"
     assert svg["Content-Disposition"] == f'attachment; filename="channel-{channel.pk}.svg"'
@@ -426,5 +427,5 @@ def test_the_list_exports_its_figures(company, sandbox, login):
     response = web.get(reverse("wechat:channel_list"), {"export": "csv"})
 
     text = b"".join(response.streaming_content).decode("utf-8-sig")
-    assert text.splitlines()[0].startswith("Name,Kind,State,Active,Cost,Adds,Leads")
+    assert text.splitlines()[0].startswith("Name,Kind,State,In use,Cost,Adds,Leads")
     assert "导出渠道" in text and "1200.00" in text

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import user_of
-from tests.wechat.channel_world import sandbox_fixture  # noqa: F401 - the fixture
+from tests.wechat.channel_world import english_fixture, sandbox_fixture  # noqa: F401
 from weiying.core.errors import ValidationFailed
 from weiying.customers.models import WeChatIdentity
 from weiying.pipeline.models import Lead

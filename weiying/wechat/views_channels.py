@@ -37,8 +37,8 @@ from weiying.wechat import oa
 from weiying.wechat.models import Channel, ChannelArrival
 
 ARRIVALS_SHOWN = 100
-# Limitation: the pickers list at most this many reps and teams; a larger subtree picks
-# through the search box of the browser's list meanwhile.
+# Limitation: the pickers list at most this many reps and teams; someone further down the
+# list cannot be picked meanwhile (pick their team instead, which covers its reps).
 PICKER_LIMIT = 300
 
 
@@ -124,7 +124,7 @@ def _export_columns() -> list[Column]:
         (gettext_lazy("Name"), lambda row: row["channel"].name),
         (gettext_lazy("Kind"), lambda row: row["channel"].get_kind_display()),
         (gettext_lazy("State"), lambda row: row["channel"].state),
-        (gettext_lazy("Active"), lambda row: _("yes") if row["channel"].is_active else _("no")),
+        (gettext_lazy("In use"), lambda row: _("yes") if row["channel"].is_active else _("no")),
         (gettext_lazy("Cost"), lambda row: money_text(row["cost"])),
         (gettext_lazy("Adds"), figure("adds")),
         (gettext_lazy("Leads"), figure("leads")),
@@ -272,7 +272,10 @@ def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "members": list(channel.members.all()), "teams": list(channel.teams.all()),
         "arrivals": arrivals, "arrivals_limit": ARRIVALS_SHOWN,
         "qr": qr_svg(channel.qr_url).decode("utf-8") if channel.qr_url else "",
-        "tencent_image": oa.qr_image_url(channel.qr_ticket) if channel.qr_ticket else "",
+        # Tencent's own picture of the code: showqrcode for an OA code; for a WeCom code
+        # qr_code *is* a picture's address (so the code drawn here encodes that address).
+        "tencent_image": (oa.qr_image_url(channel.qr_ticket) if channel.qr_ticket
+                          else channel.qr_url if channel.kind == Channel.Kind.WECOM else ""),
     })
 
 
