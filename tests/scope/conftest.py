@@ -174,6 +174,18 @@ def build_company() -> SimpleNamespace:
     )
 
 
+def _add_transfers(rec: dict[tuple[str, str], Any]) -> None:
+    """A failed departure transfer (离职继承) of each owned customer to its owner: the
+    transfers page shows the customer's marker to whoever may see the successor's rows."""
+    from weiying.wechat.models import Transfer
+
+    for (code, kind), customer in list(rec.items()):
+        if kind == "cust" and customer.owner_id:
+            Transfer.objects.create(
+                from_employee=customer.owner, to_employee=customer.owner, customer=customer,
+                external_userid=f"wmMX{code}", status="failed", error="customer_refused")
+
+
 def build_world() -> World:
     from weiying.catalog.models import Product
     from weiying.customers import services as customers
@@ -256,6 +268,7 @@ def build_world() -> World:
             actor=None, name=marker(code, "lead"), phone=next(phones),
             department=getattr(company, dept), note=marker(code, "lead"))
 
+    _add_transfers(rec)
     for obj in rec.values():
         obj.refresh_from_db()
     _check_world(world)

@@ -214,6 +214,7 @@ PAGE_ROUTES: dict[str, Any] = {
     "wechat:payorder_detail": detail("payorder"),
     "wechat:payorder_status": detail("payorder"),
     "wechat:payorder_show": detail("payorder"),
+    "wechat:transfer_list": lst("cust", variants=({}, {"status": "failed"})),
     # channel codes: managers' pages (lead.assign), a channel outside the scope is a 404
     "wechat:channel_list": lst("chan", variants=({}, {"q": "MK"}, {"export": "csv"},
                                                  {"kind": "wecom", "active": "1"}),

@@ -34,3 +34,18 @@ def query_pay_orders_task() -> None:
     from weiying.wechat import pay
 
     pay.query_open_orders()
+
+
+@db_periodic_task(crontab(minute="*/10"))
+def poll_transfers_task() -> None:
+    """Every 10 minutes: ask WeCom again for departure transfers it has not accepted yet and
+    read the result of those waiting (weiying.wechat.departure)."""
+    from weiying.wechat import departure
+    from weiying.wechat.client import NotConfigured
+
+    try:
+        counts = departure.poll_transfers()
+    except NotConfigured:
+        return
+    if any(counts.values()):
+        logger.info("transfer poll done", extra=counts)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from weiying.wechat import callbacks, pay_views, views_channels
+from weiying.wechat import callbacks, pay_views, views_channels, views_transfers
 
 app_name = "wechat"
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("pay/orders/<int:pk>/status", pay_views.payorder_status, name="payorder_status"),
     path("pay/orders/<int:pk>/show", pay_views.payorder_show, name="payorder_show"),
     *views_channels.urlpatterns,
+    *views_transfers.urlpatterns,
 ]
