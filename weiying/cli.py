@@ -67,11 +67,15 @@ def cmd_createadmin(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_processes(host: str, port: int, workers: int, with_worker: bool) -> int:
-    """Run gunicorn and the task worker side by side until either stops or we are stopped."""
-    env = dict(os.environ)
+def _serve_processes(host: str, port: int, workers: int, with_worker: bool,
+                     *, extra_env: dict[str, str] | None = None,
+                     also: Sequence[subprocess.Popen] = ()) -> int:
+    """Run gunicorn and the task worker side by side (and `also`, e.g. the sandbox) until
+    one of them stops or we are stopped."""
+    env = {**os.environ, **(extra_env or {})}
     env.setdefault("DJANGO_SETTINGS_MODULE", "weiying.conf.settings")
     procs = [
+        *also,
         subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "weiying.conf.wsgi:application",
              "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
@@ -136,8 +140,62 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {role:<12} {username:<16} {name}")
     if args.no_serve:
         return 0
-    print(f"\nServing http://{args.host}:{args.port}/ (Ctrl+C to stop)\n", flush=True)
-    return _serve_processes(args.host, args.port, args.workers, True)
+    app_url = f"http://{args.host}:{args.port}"
+    sandbox: list[subprocess.Popen] = []
+    extra_env: dict[str, str] = {}
+    if not args.no_sandbox:
+        started_sandbox, extra_env = _demo_sandbox(args, app_url)
+        sandbox.append(started_sandbox)
+    print(f"\nServing {app_url}/ (Ctrl+C to stop)\n", flush=True)
+    return _serve_processes(args.host, args.port, args.workers, True, extra_env=extra_env,
+                            also=sandbox)
+
+
+def _wait_for_port(host: str, port: int, seconds: float) -> bool:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _demo_sandbox(args: argparse.Namespace, app_url: str) -> tuple[subprocess.Popen, dict]:
+    """Start the WeChat sandbox beside the demo, with the demo's credentials and its world."""
+    import httpx
+    from django.conf import settings
+
+    from weiying.demo import wechat as demo_wechat
+
+    port = args.sandbox_port
+    base = f"http://{args.host}:{port}"
+    config_file, extra_env = demo_wechat.prepare(settings.DATA_DIR, base_url=base,
+                                                 app_url=app_url)
+    env = {**os.environ, "WEIYING_SANDBOX_CONFIG": str(config_file),
+           "WEIYING_SANDBOX_APP_URL": app_url, "WEIYING_SANDBOX_PUBLIC_URL": base}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "weiying.wechat.sandbox.app:create_app()",
+         "--bind", f"{args.host}:{port}", "--workers", "1", "--threads", "8",
+         "--worker-class", "gthread", "--timeout", "120", "--log-level", "warning"],
+        env=env,
+    )
+    if not _wait_for_port(args.host, port, 30):
+        proc.kill()
+        raise SystemExit(f"weiying: the WeChat sandbox did not start on port {port}; "
+                         "pick another with --sandbox-port, or run with --no-sandbox")
+    world = demo_wechat.world()
+    answer = httpx.post(f"{base}/sandbox/api/seed", json={**world, "mode": "replace"},
+                        timeout=120)
+    answer.raise_for_status()
+    counts = answer.json().get("counts", {})
+    print(f"WeChat sandbox: {base}/sandbox/ — simulated phones and WeCom inboxes "
+          f"({counts.get('users', 0)} employees, {counts.get('external_contacts', 0)} WeCom customers)",
+          flush=True)
+    return proc, extra_env
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -200,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--sandbox-port", type=int, default=8001,
+                   help="port of the WeChat sandbox started beside the demo")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="do not start the WeChat sandbox (WeChat features stay unconfigured)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="serve the app with gunicorn plus the task worker",
