@@ -335,9 +335,9 @@ def settle(resource: dict[str, Any], *, via: str,
             instalment=order.instalment, external_id=f"wxpay:{transaction_id}",
         )
     except DomainError as exc:
-        # The money arrived, but the contract no longer takes it (cancelled meanwhile, or
-        # collected by other means): the order is paid, no receipt is made, and a person
-        # settles it (a refund, or a receipt on another contract).
+        # Limitation: the money arrived, but the contract no longer takes it (cancelled
+        # meanwhile, or collected by other means): the order is paid without a receipt and
+        # the security log says so; finance refunds it or records it elsewhere by hand.
         _security("not_receivable", out_trade_no, code=exc.code, via=via)
         logger.error("WeChat Pay money arrived that the contract does not take: a person "
                      "must refund or re-assign it",
@@ -359,6 +359,8 @@ def settle(resource: dict[str, Any], *, via: str,
     return order
 
 
+# Limitation: REFUND.* notifications have no handler: the inbox stores and acknowledges them,
+# but a refund does not yet come off the receipt; finance records it by hand meanwhile.
 @inbox.handles(InboxSource.PAY, "pay:TRANSACTION.SUCCESS")
 def on_transaction_success(row: InboxMessage, message: dict[str, Any]) -> None:
     """A payment notification (signature checked and resource decrypted by the endpoint).
