@@ -87,8 +87,10 @@ def english_fixture() -> Any:
 
 @pytest.fixture(name="sandbox")
 def sandbox_fixture(wechat: Any, company: Any, settings: Any, monkeypatch: Any) -> Any:
+    # Tasks run immediately in tests, so a callback's answer time includes handling it: a
+    # generous answer window keeps a slow database from turning into sandbox retries.
     state = SandboxState(SandboxConfig(delivery_mode="sync", app_base_url="http://testserver",
-                                       public_url="http://sandbox",
+                                       public_url="http://sandbox", callback_timeout=60.0,
                                        wecom_retry_seconds=[0.0, 0.0],
                                        oa_retry_seconds=[0.0, 0.0]))
     state.sleep = lambda seconds: None

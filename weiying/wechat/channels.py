@@ -389,7 +389,9 @@ def update_channel(
 
 def deactivate_channel(*, actor: Any, channel: Channel) -> Channel:
     """Withdraw a channel: WeCom deletes the code (del_contact_way), so scanning it no longer
-    adds anyone; its arrivals and figures stay."""
+    adds anyone; its arrivals and figures stay. An Official Account code is permanent at
+    Tencent (there is no call to delete one): scanning it still makes a follower, but no
+    arrival or lead is recorded any more."""
     require(actor, PERMISSION)
     channel = channel_for(actor, channel.pk)
     if not channel.is_active:
