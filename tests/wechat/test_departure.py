@@ -134,6 +134,9 @@ def test_settled_transfers_move_the_wecom_tie_to_the_successor(world, sandbox, l
     new = CustomerFollow.objects.get(employee=c.rep_a2, external_userid="wmD2")
     assert (old.ended_by, new.relation, new.remark, new.ended_at) == (
         "transferred", "owner", "备注2", None)
+    shared = CustomerFollow.objects.get(employee=c.rep_a2, external_userid="wmD3")
+    assert (shared.relation, shared.added_at) == (  # the successor's own tie stays theirs
+        "owner", dt.datetime.fromtimestamp(T0 + 99, dt.UTC))
     assert departure.poll_transfers() == {"done": 0, "failed": 0, "waiting": 0}
     # The next full sync agrees with WeCom: nothing to add, nothing to end.
     result = full_sync_contacts()

@@ -220,12 +220,19 @@ def settle_done(row: Transfer, *, at: dt.datetime) -> None:
             .first()
         relation = (FollowRelation.OWNER if owner_id == row.to_employee_id
                     else FollowRelation.COLLABORATOR)
-        copied = {"remark": old.remark, "description": old.description, "tags": old.tags,
-                  "state": old.state, "add_way": old.add_way} if old else {}
-        CustomerFollow.objects.update_or_create(
-            employee_id=row.to_employee_id, external_userid=row.external_userid,
-            defaults={"customer_id": customer_id, "relation": relation, "added_at": at,
-                      "ended_at": None, "ended_by": "", "retain_until": None, **copied})
+        mine = CustomerFollow.objects.filter(employee_id=row.to_employee_id,
+                                             external_userid=row.external_userid).first()
+        if mine is not None and mine.ended_at is None:
+            # The successor already followed the customer: their own remark and tags stay.
+            CustomerFollow.objects.filter(pk=mine.pk).update(relation=relation)
+        else:
+            copied = {"remark": old.remark, "description": old.description,
+                      "tags": old.tags, "state": old.state,
+                      "add_way": old.add_way} if old else {}
+            CustomerFollow.objects.update_or_create(
+                employee_id=row.to_employee_id, external_userid=row.external_userid,
+                defaults={"customer_id": customer_id, "relation": relation, "added_at": at,
+                          "ended_at": None, "ended_by": "", "retain_until": None, **copied})
     audit.record(None, "wechat.transfer_done", row, after={"external_userid":
                                                             row.external_userid})
 

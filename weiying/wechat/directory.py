@@ -403,6 +403,8 @@ def handle_change_contact(row: Any, message: dict[str, Any]) -> str:
             if employee is not None and leaders:
                 run.set_leader(employee, leaders[0])
         elif change == "delete_user":
+            # Limitation: a deletion in WeCom that arrives before HR records the leave with a
+            # successor records it without one; the hand-over is then a manager's job.
             employee = Employee.objects.filter(wecom_userid=message.get("UserID", "")).first()
             if employee is not None:
                 run.mark_left(employee)
