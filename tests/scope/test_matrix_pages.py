@@ -231,6 +231,18 @@ PAGE_ROUTES: dict[str, Any] = {
         action("channel", {"name": "矩阵改名", "cost": "1"}, form=True),
     ),
     "wechat:channel_deactivate": action("channel", form=True),
+    # signing in with WeCom, the JS-SDK signature and the outbox desk: no business rows
+    "wechat:login": public("starts the WeCom OAuth sign-in: a redirect to Tencent; no records"),
+    "wechat:login_qr": public("starts the WeCom QR sign-in: a redirect to Tencent; no records"),
+    "wechat:login_callback": public("Tencent sends the person back with a one-time code; it "
+                                    "signs in the employee the code names and shows no records"),
+    "wechat:jssdk_config": meta("signs a page address for the WeCom JS-SDK (signed-in only); "
+                                "no records"),
+    "wechat:outbox": meta("the WeCom outbox desk needs settings.manage (403 otherwise): its "
+                          "message texts name customers and amounts of the whole company, "
+                          "whatever the reader's data scope, so only administrators read it"),
+    "wechat:outbox_retry": meta("POST only (405 on GET), settings.manage; queues a message that "
+                                "was given up again; no records shown"),
     # --- phone pages ---
     "mobile:my_day": lst("foll", "lead", "oppo", "cust", mine=True),
     "mobile:followup_new": (

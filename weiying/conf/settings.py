@@ -175,6 +175,8 @@ WEIYING = {
 WEIYING_FIELD_KEYS = env.csv("WEIYING_FIELD_KEY", [])
 
 # --- WeChat ---------------------------------------------------------------------------------
+# The address people reach this installation at: links in pushed WeCom cards are built on it.
+WEIYING_BASE_URL = env.url("WEIYING_BASE_URL", "http://127.0.0.1:8000")
 # Every Tencent host is a setting, so the same client talks to Tencent or to the sandbox
 # (`weiying sandbox` serves all of them on one port). Credentials: see weiying/wechat/config.py.
 WECHAT = {
@@ -192,6 +194,10 @@ WECHAT = {
     # WeCom drops app messages silently past 30 a minute / 1,000 an hour per member.
     "PUSH_PER_MINUTE": env.integer("WECHAT_PUSH_PER_MINUTE", 25, minimum=1),
     "PUSH_PER_HOUR": env.integer("WECHAT_PUSH_PER_HOUR", 900, minimum=1),
+    "PUSH_MAX_ATTEMPTS": env.integer("WECHAT_PUSH_MAX_ATTEMPTS", 6, minimum=1),
+    # The JS-SDK must come from Tencent inside WeCom (see weiying/wechat/jssdk.py); in sandbox
+    # mode a local stand-in under static/vendor/wecom-jssdk/ is served instead.
+    "JSSDK_URL": env.url("WECHAT_JSSDK_URL", "https://res.wx.qq.com/open/js/jweixin-1.2.0.js"),
     "SANDBOX": env.boolean("WECHAT_SANDBOX", False),
 }
 

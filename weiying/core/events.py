@@ -37,7 +37,7 @@ EVENT_NAMES = {
     "customer.merged", "customer.recycle_warning",
     "opportunity.created", "opportunity.stage_changed", "opportunity.won", "opportunity.lost",
     "opportunity.reassigned",
-    "followup.logged",
+    "followup.logged", "followup.due",
     "contract.submitted", "contract.approved", "contract.rejected", "contract.signed",
     "contract.cancelled", "contract.completed",
     "receipt.recorded", "delivery.recorded", "delivery.accepted",

@@ -48,7 +48,20 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "contacts": customer.contacts.order_by("-is_primary", "pk"),
         "can_claim": customer.in_pool and has_perm(request.user, "pool.claim"),
         "can_unmask": has_perm(request.user, "customer.unmask"),
+        "wecom_external_id": _wecom_chat_with(request, customer),
     })
+
+
+def _wecom_chat_with(request: HttpRequest, customer: object) -> str:
+    """The customer's WeCom external user id when the customer follows the signed-in rep in
+    WeCom (so the rep can open their chat), else "". Read through the reverse relation the
+    WeChat layer's follow table declares; customers never imports the WeChat layer."""
+    me = employee_of(request.user)
+    follows = getattr(customer, "wechat_follows", None)
+    if me is None or follows is None:
+        return ""
+    return follows.filter(employee=me, ended_at__isnull=True).values_list(
+        "external_userid", flat=True).first() or ""
 
 
 @login_required

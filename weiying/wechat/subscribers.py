@@ -1,11 +1,36 @@
-"""What the WeChat layer does when other layers change: a departure with a successor asks
-WeCom to move the leaver's external contacts (see weiying.wechat.departure)."""
+"""What the WeChat layer does when other layers change.
+
+- A departure with a successor asks WeCom to move the leaver's external contacts (see
+  weiying.wechat.departure).
+- Pushes: a WeCom card to the person who must act (weiying.wechat.push). Each push
+  subscriber reads the subject as it is now (a lead given to someone else since the event
+  tells the old owner nothing) and writes through push.enqueue with a key per event and
+  recipient, so a replayed event never sends twice. The daily pushes live in
+  weiying.wechat.jobs.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
 from weiying.core import events
 from weiying.core.models import DomainEvent
+from weiying.core.money import format_cny
+from weiying.customers.models import Customer
 from weiying.org.models import Employee
+from weiying.pipeline.choices import ContractStatus
+from weiying.pipeline.models import Contract, FollowUp, Lead
+from weiying.wechat import audience, push
+
+logger = logging.getLogger(__name__)
 
 
 @events.subscribe("employee.left")
@@ -22,3 +47,110 @@ def transfer_wecom_contacts(event: DomainEvent) -> None:
         departure.request_transfers(leaver=leaver, successor=successor)
     except NotConfigured:
         return  # no WeCom here: nothing to move
+
+
+# --- Pushes -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def in_company_language() -> Iterator[None]:
+    """Messages are written in a background job: in the installation's language."""
+    with translation.override(settings.LANGUAGE_CODE):
+        yield
+
+
+def local(at: dt.datetime) -> str:
+    return timezone.localtime(at).strftime("%Y-%m-%d %H:%M")
+
+
+def lead_card(lead: Lead) -> dict[str, Any]:
+    with in_company_language():
+        lines = [
+            _("Company: %(company)s") % {"company": lead.company_name or "—"},
+            _("Source: %(source)s") % {"source": lead.get_source_display()},
+        ]
+        if lead.interest:
+            lines.append(_("Interested in: %(what)s") % {"what": lead.interest})
+        return push.textcard(
+            title=_("New lead for you: %(name)s") % {"name": lead.name},
+            lines=lines, url=push.absolute_url("mobile:lead_detail", lead.pk),
+            button=_("Details"),
+        )
+
+
+@events.subscribe("lead.assigned")
+def push_lead_assigned(event: DomainEvent) -> None:
+    owner_id = event.data.get("owner_id")
+    lead = Lead.objects.select_related("owner").filter(pk=event.subject_id).first()
+    if lead is None or owner_id is None or lead.owner_id != owner_id:
+        return  # given to someone else since: the card would name a lead they no longer hold
+    push.enqueue(kind="lead.assigned", employee=lead.owner, content=lead_card(lead),
+                 dedup_key=f"lead.assigned:{lead.pk}:to:{owner_id}:{event.pk}")
+
+
+@events.subscribe("customer.recycle_warning")
+def push_recycle_warning(event: DomainEvent) -> None:
+    owner_id = event.data.get("owner_id")
+    customer = Customer.objects.select_related("owner").filter(pk=event.subject_id).first()
+    if customer is None or customer.in_pool or customer.owner_id != owner_id:
+        return
+    due = event.data.get("due_at")
+    due_text = timezone.localdate(dt.datetime.fromisoformat(due)).isoformat() if due else "—"
+    with in_company_language():
+        content = push.textcard(
+            title=_("%(name)s is about to go back to the shared pool") % {"name": customer.name},
+            lines=[
+                _("Back to the pool on %(date)s unless you follow up.") % {"date": due_text},
+                _("Last follow-up: %(date)s") % {
+                    "date": local(customer.last_followup_at)
+                    if customer.last_followup_at else _("never")},
+            ],
+            url=push.absolute_url("mobile:customer_detail", customer.pk), button=_("Details"),
+        )
+    push.enqueue(kind="customer.recycle_warning", employee=customer.owner, content=content,
+                 dedup_key=f"customer.recycle_warning:{customer.pk}:to:{owner_id}:{event.pk}")
+
+
+@events.subscribe("contract.submitted")
+def push_approval_requested(event: DomainEvent) -> None:
+    if event.data.get("auto_approved"):
+        return
+    contract = (Contract.objects.select_related("owner__department", "customer")
+                .filter(pk=event.subject_id).first())
+    if contract is None or contract.status != ContractStatus.PENDING_APPROVAL:
+        return  # approved, rejected or withdrawn since
+    with in_company_language():
+        content = push.textcard(
+            title=_("Approval requested: %(number)s") % {"number": contract.number},
+            lines=[
+                contract.title,
+                _("Customer: %(name)s") % {"name": contract.customer.name},
+                _("Total: %(amount)s, largest discount %(discount)s%%") % {
+                    "amount": format_cny(contract.total),
+                    "discount": f"{contract.max_discount * 100:.1f}"},
+                _("Submitted by %(name)s") % {"name": contract.owner.name},
+            ],
+            url=push.absolute_url("pipeline:contract_detail", contract.pk),
+            button=_("Review"),
+        )
+    for approver in audience.approvers_for(contract):
+        push.enqueue(kind="contract.submitted", employee=approver, content=content,
+                     dedup_key=f"contract.submitted:{contract.pk}:{event.pk}:to:{approver.pk}")
+
+
+@events.subscribe("followup.due")
+def push_followup_due(event: DomainEvent) -> None:
+    plan = (FollowUp.objects.select_related("owner", "customer", "lead")
+            .filter(pk=event.subject_id).first())
+    if plan is None or plan.next_done or plan.next_at is None:
+        return  # done since
+    subject = plan.customer or plan.lead
+    key, pk = ("customer", plan.customer_id) if plan.customer_id else ("lead", plan.lead_id)
+    with in_company_language():
+        content = push.textcard(
+            title=_("Follow up with %(name)s at %(time)s") % {
+                "name": str(subject), "time": timezone.localtime(plan.next_at).strftime("%H:%M")},
+            lines=[_("Last time: %(note)s") % {"note": plan.note}],
+            url=push.absolute_url("mobile:followup_new", query=f"?{key}={pk}"),
+            button=_("Log it"),
+        )
+    push.enqueue(kind="followup.due", employee=plan.owner, content=content,
+                 dedup_key=f"followup.due:{plan.pk}:{int(plan.next_at.timestamp())}")

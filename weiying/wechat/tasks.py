@@ -36,6 +36,40 @@ def query_pay_orders_task() -> None:
     pay.query_open_orders()
 
 
+# --- Push (weiying.wechat.push, .jobs) ---------------------------------------------------------
+@db_task()
+def send_outbox_task() -> None:
+    """Queued after the commit that wrote outbox rows: send them now."""
+    from weiying.wechat import push
+
+    push.send_due()
+
+
+@db_periodic_task(crontab(minute="*"))
+def send_outbox_periodic_task() -> None:
+    """Every minute: send what is due (postponed rows whose slot came, retries whose backoff
+    ran out, rows whose queue message was lost), after returning stalled leases."""
+    from weiying.wechat import push
+
+    push.send_due()
+
+
+@db_periodic_task(crontab(hour="9", minute="0"))
+def push_overdue_instalments_task() -> None:
+    """Every morning at 09:00 (Asia/Shanghai): a card for each overdue instalment."""
+    from weiying.wechat import jobs
+
+    jobs.push_overdue_instalments()
+
+
+@db_periodic_task(crontab(hour="8", minute="30"))
+def push_daily_summaries_task() -> None:
+    """Every morning at 08:30 (Asia/Shanghai): the summary card for each rep and manager."""
+    from weiying.wechat import jobs
+
+    jobs.push_daily_summaries()
+
+
 @db_periodic_task(crontab(minute="*/10"))
 def poll_transfers_task() -> None:
     """Every 10 minutes: ask WeCom again for departure transfers it has not accepted yet and
