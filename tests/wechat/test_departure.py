@@ -257,3 +257,23 @@ def test_hand_over_customers_by_a_manager_checks_the_scope(company):
     assert moved == [mine.pk]
     mine.refresh_from_db()
     assert (mine.owner, mine.department) == (company.rep_a2, company.team_a)
+
+
+def test_a_manager_hands_over_open_opportunities_and_leads_in_scope(company):
+    customer = customers.create_customer(actor=None, name="乙公司", owner=company.rep_a)
+    opp = opportunities.create_opportunity(actor=None, customer=customer, name="乙商机")
+    lead = leads.capture_lead(actor=None, name="乙线索", phone="13922223333",
+                              owner=company.rep_a)
+    manager = user_of(company.manager_a)
+
+    with pytest.raises(ValidationFailed):
+        opportunities.hand_over_opportunities(actor=manager, from_employee=company.rep_a,
+                                              to_employee=company.rep_b)
+    assert opportunities.hand_over_opportunities(
+        actor=manager, from_employee=company.rep_a, to_employee=company.rep_a2) == [opp.pk]
+    assert leads.hand_over_leads(actor=manager, from_employee=company.rep_a,
+                                 to_employee=company.rep_a2) == [lead.pk]
+    opp.refresh_from_db()
+    lead.refresh_from_db()
+    assert (opp.owner, opp.department, lead.owner, lead.status) == (
+        company.rep_a2, company.team_a, company.rep_a2, "assigned")

@@ -966,7 +966,7 @@ def hand_over_customers(*, actor: Any, from_employee: Employee, to_employee: Emp
             _("%(name)s has left the company; pick someone else.") % {"name": to_employee.name},
             field="owner",
         )
-    held = Customer.objects.select_for_update().filter(
+    held = Customer.objects.select_for_update(of=("self",)).filter(
         owner=from_employee, in_pool=False, merged_into__isnull=True
     )
     if actor is not None:

@@ -448,7 +448,7 @@ def hand_over_leads(*, actor: Any, from_employee: Employee, to_employee: Employe
             _("%(name)s has left the company; pick someone else.") % {"name": to_employee.name},
             field="owner",
         )
-    open_leads = _visible(Lead.objects.select_for_update(), actor).filter(
+    open_leads = _visible(Lead.objects.select_for_update(of=("self",)), actor).filter(
         owner=from_employee, status__in=OPEN_STATUSES)
     ids = sorted(open_leads.values_list("pk", flat=True))
     if not ids:

@@ -538,7 +538,7 @@ def hand_over_opportunities(*, actor: Any, from_employee: Employee,
             _("%(name)s has left the company; pick someone else.") % {"name": to_employee.name},
             field="owner",
         )
-    open_ones = _visible(Opportunity.objects.select_for_update(), actor).filter(
+    open_ones = _visible(Opportunity.objects.select_for_update(of=("self",)), actor).filter(
         owner=from_employee, status=OpportunityStatus.OPEN)
     ids = sorted(open_ones.values_list("pk", flat=True))
     if not ids:
