@@ -399,24 +399,42 @@ def test_the_edit_page_saves_and_the_deactivate_button_withdraws(company, sandbo
     assert channel.config_id not in sandbox.state.contact_ways
 
 
-def test_the_detail_shows_the_qr_code_and_offers_svg_and_png(company, sandbox, login):
+def test_the_detail_shows_wecoms_own_picture_of_the_code(company, sandbox, login):
     channel = make_channel(company)
     channels.record_arrival(state=channel.state, external_id="wm1", employee=company.rep_a,
                             customer=None, at=timezone.now() - dt.timedelta(minutes=5))
     web = login(company.manager_a, language="en")
 
     page = web.get(reverse("wechat:channel_detail", args=[channel.pk]))
+    picture = web.get(reverse("wechat:channel_qr", args=[channel.pk]), {"download": "1"})
+
+    body = page.content.decode()
+    qr = reverse("wechat:channel_qr", args=[channel.pk])
+    assert page.status_code == 200 and f'<img src="{qr}"' in body
+    assert "Download the code" in body
+    assert "WeChat contact wm1" in body  # the arrival's lead
+    # The picture is WeCom's (the sandbox's /sandbox/qr/<config_id>), fetched by the server.
+    assert picture.status_code == 200
+    assert picture["Content-Type"] == "image/svg+xml"
+    assert picture.content == sandbox.http.get(channel.qr_url).content
+    assert picture["Content-Disposition"] == f'attachment; filename="channel-{channel.pk}.svg"'
+
+
+def test_an_oa_code_is_drawn_here_as_svg_and_png(company, sandbox, login):
+    from weiying.wechat import oa
+
+    channel = oa.create_oa_channel(actor=user_of(company.manager_a), name="公众号活动",
+                                   state="oa-expo")
+    web = login(company.manager_a, language="en")
+
     svg = web.get(reverse("wechat:channel_qr", args=[channel.pk]), {"format": "svg",
                                                                      "download": "1"})
     png = web.get(reverse("wechat:channel_qr", args=[channel.pk]), {"format": "png"})
+    page = web.get(reverse("wechat:channel_detail", args=[channel.pk])).content.decode()
 
-    body = page.content.decode()
-    assert page.status_code == 200 and "<svg" in body and "Download PNG" in body
-    assert f'href="{channel.qr_url}"' in body  # WeCom's own picture of the code
-    assert "WeChat contact wm1" in body  # the arrival's lead
-    assert svg["Content-Type"] == "image/svg+xml"
+    assert "<svg" in page and "Download PNG" in page
+    assert svg["Content-Type"] == "image/svg+xml" and svg.content.startswith(b"<?xml")
     assert svg["Content-Disposition"] == f'attachment; filename="channel-{channel.pk}.svg"'
-    assert svg.content.startswith(b"<?xml")
     assert png["Content-Type"] == "image/png" and png.content.startswith(b"\x89PNG\r\n\x1a\n")
 
 

@@ -271,11 +271,12 @@ def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "channel": channel, "figures": services.channel_figures([channel])[channel.pk],
         "members": list(channel.members.all()), "teams": list(channel.teams.all()),
         "arrivals": arrivals, "arrivals_limit": ARRIVALS_SHOWN,
-        "qr": qr_svg(channel.qr_url).decode("utf-8") if channel.qr_url else "",
-        # Tencent's own picture of the code: showqrcode for an OA code; for a WeCom code
-        # qr_code *is* a picture's address (so the code drawn here encodes that address).
-        "tencent_image": (oa.qr_image_url(channel.qr_ticket) if channel.qr_ticket
-                          else channel.qr_url if channel.kind == Channel.Kind.WECOM else ""),
+        # An OA code is drawn here from what it opens; a WeCom code's qr_code is the address
+        # of WeCom's own picture, which the page shows through our server (channel_qr).
+        "qr": (qr_svg(channel.qr_url).decode("utf-8")
+               if channel.qr_url and channel.kind == Channel.Kind.OA else ""),
+        "wecom_picture": channel.kind == Channel.Kind.WECOM and bool(channel.qr_url),
+        "tencent_image": oa.qr_image_url(channel.qr_ticket) if channel.qr_ticket else "",
     })
 
 
@@ -286,6 +287,8 @@ def channel_qr(request: HttpRequest, pk: int) -> HttpResponse:
     require(request.user, services.PERMISSION)
     if not channel.qr_url:
         raise Http404
+    if channel.kind == Channel.Kind.WECOM:
+        return _wecom_picture(channel, download=bool(request.GET.get("download")))
     fmt = request.GET.get("format", "svg")
     if fmt == "png":
         response = HttpResponse(qr_png(channel.qr_url), content_type="image/png")
@@ -294,6 +297,39 @@ def channel_qr(request: HttpRequest, pk: int) -> HttpResponse:
         response = HttpResponse(qr_svg(channel.qr_url), content_type="image/svg+xml")
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="channel-{channel.pk}.{fmt}"'
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+PICTURE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif",
+                 "image/svg+xml": "svg"}
+
+
+def _wecom_picture(channel: Channel, *, download: bool) -> HttpResponse:
+    """WeCom's picture of a channel code, fetched by the server: it is the one a customer
+    can scan (the address alone is not a contact link), and staff browsers may not reach
+    Tencent's image host directly."""
+    import httpx
+    from django.conf import settings
+
+    from weiying.wechat import client
+
+    try:
+        with httpx.Client(transport=client.TRANSPORT, follow_redirects=True,
+                          timeout=float(settings.WECHAT["TIMEOUT"])) as http:
+            answer = http.get(channel.qr_url)
+    except httpx.HTTPError:
+        return HttpResponse(_("WeCom's picture of this code cannot be fetched right now; "
+                              "try again in a minute."), status=502, content_type="text/plain")
+    kind = answer.headers.get("content-type", "").split(";")[0].strip()
+    if answer.status_code != 200 or kind not in PICTURE_TYPES:
+        return HttpResponse(_("WeCom did not return a picture for this code; edit the channel "
+                              "to have WeCom issue it again."), status=502,
+                            content_type="text/plain")
+    response = HttpResponse(answer.content, content_type=kind)
+    if download:
+        response["Content-Disposition"] = (
+            f'attachment; filename="channel-{channel.pk}.{PICTURE_TYPES[kind]}"')
     response["Cache-Control"] = "private, max-age=300"
     return response
 
