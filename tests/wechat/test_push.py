@@ -566,14 +566,14 @@ def test_the_summary_card_reads_the_figures(day_world):
     assert rows["lilei"]["markdown"]["content"] == "\n".join([
         "**你的今天 · 2025-03-10**",
         "> 李销售",
-        "今天到期的跟进：2",
+        "今天到期的跟进（含逾期）：2",
         "等待首次联系的新线索：1",
         "昨日签约：1 单，¥1,000.00",
         "昨日回款：¥300.00",
         "[打开我的一天](http://127.0.0.1:8000/m/)",
     ])
     assert rows["wangjl"]["markdown"]["content"].startswith(
-        "**你的团队今天 · 2025-03-10**\n> 上海一组（你可见的范围）\n今天到期的跟进：4\n")
+        "**你的团队今天 · 2025-03-10**\n> 上海一组（你可见的范围）\n今天到期的跟进（含逾期）：4\n")
 
 
 def test_the_summary_is_written_once_per_person_per_day(day_world):

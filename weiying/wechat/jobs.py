@@ -71,15 +71,14 @@ def _overdue_card(row: Instalment, today: dt.date) -> dict[str, Any]:
 def push_overdue_instalments(*, today: dt.date | None = None) -> int:
     """One card per overdue instalment to the contract's owner and to their manager (when
     the manager's scope holds it), once a day each. Returns the messages written."""
+    # Limitation: one card per instalment, not one digest per person; a rep with many overdue
+    # instalments gets many cards (paced by the outbox, never dropped).
     started = time.monotonic()
     today = today or timezone.localdate()
     rows = [r for r in overdue_instalments(today).order_by("due_on", "pk")
             if r.contract.owner is not None]
-    managers: dict[int, Employee | None] = {}
-    for row in rows:
-        owner = row.contract.owner
-        if owner.pk not in managers:
-            managers[owner.pk] = audience.manager_of(owner)
+    owners = {row.contract.owner.pk: row.contract.owner for row in rows}
+    managers = audience.managers_of(owners.values())
     # What each manager may see, one scoped query per manager (not per instalment).
     by_manager: dict[int, list[int]] = defaultdict(list)
     people: dict[int, Employee] = {}
@@ -225,7 +224,7 @@ def summary_card(person: Employee, figures: dict[str, Any], today: dt.date) -> d
         lines = [
             f"**{title}**",
             f"> {scope}",
-            _("Follow-ups due today: %(n)s") % {"n": figures["due"]},
+            _("Follow-ups due today, late ones included: %(n)s") % {"n": figures["due"]},
             _("New leads waiting for a first contact: %(n)s") % {"n": figures["leads"]},
             _("Signed yesterday: %(n)s, %(amount)s") % {
                 "n": figures["signed"], "amount": format_cny(figures["signed_total"])},

@@ -41,6 +41,9 @@ MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
 # WeCom drops a repeat of the same content to the same member within this window: a send the
 # worker died in the middle of and then retried is not shown twice.
+# Limitation: a worker killed after WeCom accepted a message but before the row was marked
+# sent retries it (at least once, not exactly once); WeCom's duplicate check hides the repeat
+# only when the retry comes within these 30 minutes.
 DUPLICATE_CHECK_SECONDS = 1800
 # errcode 81013: "user & party & tag all invalid" (the only recipient is unknown or disabled).
 ALL_INVALID = 81013
