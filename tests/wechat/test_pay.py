@@ -570,6 +570,25 @@ def test_money_for_a_cancelled_contract_marks_the_order_paid_without_a_receipt(
     assert InboxMessage.objects.get(source="pay").status == "done"
 
 
+def test_an_order_survives_a_new_collection_plan_and_its_payment_goes_to_the_contract(
+        company, contract, sandbox):
+    order = pay.create_pay_order(actor=user_of(company.rep_a),
+                                 instalment=contract.instalments.get(seq=2))
+    contract_services.plan_instalments(actor=user_of(company.rep_a), contract=contract,
+                                       plan=[(timezone.localdate(), "1600.02")])
+    order.refresh_from_db()
+    assert (order.status, order.instalment_id) == ("open", None)
+
+    sandbox.pay(order)
+    inbox.drain()
+
+    receipt = Receipt.objects.get()
+    assert receipt.amount == Decimal("800.01")
+    assert receipt.instalment_id == contract.instalments.get().pk
+    contract.refresh_from_db()
+    assert contract.collected == Decimal("800.01")
+
+
 # --- Lost notifications and closed orders ---------------------------------------------------
 def _age(order: PayOrder, minutes: int) -> None:
     PayOrder.objects.filter(pk=order.pk).update(

@@ -296,7 +296,9 @@ class PayOrder(models.Model):
 
     contract = models.ForeignKey("pipeline.Contract", on_delete=models.PROTECT,
                                  related_name="+")
-    instalment = models.ForeignKey("pipeline.Instalment", on_delete=models.PROTECT,
+    # A re-planned collection may delete the instalment; the order (and a late payment of
+    # it) then falls to the contract, whose receipts go to the oldest open instalments.
+    instalment = models.ForeignKey("pipeline.Instalment", on_delete=models.SET_NULL,
                                    related_name="+", null=True, blank=True)
     out_trade_no = models.CharField(_("order number"), max_length=32, unique=True)
     amount = models.DecimalField(_("amount"), **MONEY_FIELD)
