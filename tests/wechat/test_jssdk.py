@@ -158,3 +158,51 @@ def test_sandbox_tickets_sign_the_page(sandbox, login):
     assert data["agentConfig"]["signature"] == jssdk.signature(
         ticket=agent, nonce=data["agentConfig"]["nonceStr"], timestamp=data["timestamp"],
         url=PAGE)
+
+
+# --- in a browser -------------------------------------------------------------------------------
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_in_a_browser_the_chat_button_signs_loads_the_sdk_and_opens_the_chat(
+        live_server, wecom_ids, fake_wecom, settings):
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed; apt-get install chromium to run browser tests")
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import PASSWORD
+
+    settings.WECHAT = {**settings.WECHAT, "SANDBOX": True}  # the local SDK stand-in
+    customer = _customer(wecom_ids.rep_a)
+    _follow(customer, wecom_ids.rep_a)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        page = browser.new_context(user_agent="Mozilla/5.0 (iPhone) Mobile wxwork/4.1.20",
+                                   locale="zh-CN").new_page()
+        page.set_default_timeout(10_000)
+        page.goto(f"{live_server.url}/login/?password=1")
+        page.fill("input[name=username]", wecom_ids.rep_a.number.lower())
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form button[type=submit]")
+        page.wait_for_load_state()
+        page.goto(f"{live_server.url}/m/customers/{customer.pk}/#contacts")
+        page.click("[data-testid=open-wecom-chat]")
+        page.wait_for_selector("[data-testid=sandbox-jssdk-notice]")
+        calls = page.evaluate("window.wx.calls")
+        browser.close()
+
+    assert [name for name, _options in calls] == ["config", "agentConfig", "openEnterpriseChat"]
+    config, agent, chat = (options for _name, options in calls)
+    page_url = f"{live_server.url}/m/customers/{customer.pk}/"
+    assert config["signature"] == jssdk.signature(
+        ticket="corp-ticket", nonce=config["nonceStr"], timestamp=config["timestamp"],
+        url=page_url)
+    assert agent["signature"] == jssdk.signature(
+        ticket="agent-ticket", nonce=agent["nonceStr"], timestamp=agent["timestamp"],
+        url=page_url)
+    assert (agent["corpid"], agent["agentid"]) == ("ww0a1b2c3d4e5f6789", "1000002")
+    assert chat["externalUserIds"] == "wmEXTERNAL01"

@@ -277,8 +277,8 @@ def send_due(limit: int = 200, *, now: dt.datetime | None = None) -> dict[str, i
     now = now or timezone.now()
     counts: dict[str, int] = {}
     conf = wechat_config.current()
-    if not conf.wecom_ready:
-        logger.info("outbox waits: WeCom is not configured")
+    if not conf.wecom_ready or not conf.agent_id:
+        logger.info("outbox waits: WeCom (corp id, app secret, agent id) is not configured")
         return counts
     sweep(now)
     due = list(
@@ -305,7 +305,7 @@ def send_due(limit: int = 200, *, now: dt.datetime | None = None) -> dict[str, i
                 counts["postponed"] = counts.get("postponed", 0) + 1
                 continue
             row = OutboxMessage.objects.get(pk=pk)
-            outcome = _send_one(wecom, row, conf.agent_id, now)
+            outcome = str(_send_one(wecom, row, conf.agent_id, now))
             counts[outcome] = counts.get(outcome, 0) + 1
     finally:
         wecom.close()
