@@ -557,6 +557,27 @@ def test_the_summary_figures_are_the_data_scope_of_each_person(day_world):
                                             user).values_list("amount", flat=True)), who
 
 
+@pytest.mark.parametrize("kind", ["line", "department"])
+def test_line_and_department_scopes_are_summed_like_the_data_scope(day_world, kind):
+    from weiying.org.models import Role
+
+    role = Role.objects.create(code=f"m-{kind}", name=kind, data_scope=kind,
+                               permissions=["lead.edit"])
+    Employee.objects.filter(pk=day_world.manager_a.pk).update(role=role)
+    today = timezone.localdate()
+    end = timezone.make_aware(dt.datetime.combine(today + dt.timedelta(days=1), dt.time.min))
+    user = user_of(day_world.manager_a)
+
+    person = next(p for p in jobs.summary_recipients() if p.pk == day_world.manager_a.pk)
+    s = jobs.summary_of(person, jobs.summary_figures(today))
+
+    assert s["due"] == scoped(FollowUp.objects.filter(next_done=False, next_at__lte=end),
+                              user).count() == 4
+    assert s["leads"] == scoped(Lead.objects.filter(status__in=["new", "assigned"]),
+                                user).count() == (1 if kind == "line" else 2)
+    assert s["signed_total"] == Decimal("1000.00")
+
+
 def test_the_summary_card_reads_the_figures(day_world):
     jobs.push_daily_summaries(today=timezone.localdate())
 
