@@ -256,8 +256,10 @@ def build_world() -> World:
             out_trade_no=f"WYMX{code}", amount=amount / 2, description=marker(code, "ctrt"),
             code_url=f"weixin://wxpay/bizpayurl?pr=MX{code}",
             expires_at=now + dt.timedelta(hours=2))
+        # Official Account codes: their picture is drawn here, so the image route answers
+        # without reaching Tencent (a WeCom code's picture is fetched from WeCom).
         rec[(code, "chan")] = Channel.objects.create(
-            name=marker(code, "chan"), state=f"mx-{code}", owner=owner,
+            kind=Channel.Kind.OA, name=marker(code, "chan"), state=f"mx-{code}", owner=owner,
             department=owner.department, config_id=f"mx{code}",
             qr_url=f"https://sandbox.test/qr/mx{code}")
 
