@@ -5,6 +5,7 @@ WeCom inbox, and the pages its QR codes lead to. Forms post back here and redire
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
 
@@ -82,8 +83,8 @@ def index() -> str:
     state = get_state()
     with state.lock:
         users = sorted(state.active_users(), key=lambda u: u.userid)
-        inbox = {u.userid: sum(1 for m in state.messages if m.userid == u.userid)
-                 for u in users}
+        received = Counter(m.userid for m in state.messages)
+        inbox = {u.userid: received[u.userid] for u in users}
         context = {
             "personas": list(state.personas.values()), "users": users, "inbox": inbox,
             "orders": [o for o in state.orders.values() if o.trade_state == "NOTPAY"],
@@ -119,8 +120,8 @@ def phone(persona_id: str) -> str:
     state = get_state()
     with state.lock:
         persona = _persona(persona_id)
-        follows = [(f, state.users.get(f.userid)) for f in state.follows.values()
-                   if f.external_userid == persona.external_userid]
+        follows = [(f, state.users.get(f.userid))
+                   for f in state.follows_of_contact(persona.external_userid)]
         following = {f.userid for f, _u in follows}
         follower = state.followers.get(persona.openid)
         context = {

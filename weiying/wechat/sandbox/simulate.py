@@ -225,11 +225,10 @@ def directory(state: SandboxState, change: str, data: dict[str, Any]) -> dict[st
                     del state.users[userid]
                     user.userid = new_userid
                     state.users[new_userid] = user
-                    for key, follow in list(state.follows.items()):
-                        if follow.userid == userid:
-                            del state.follows[key]
-                            follow.userid = new_userid
-                            state.follows[(follow.external_userid, new_userid)] = follow
+                    for follow in state.follows_of_user(userid):
+                        del state.follows[(follow.external_userid, userid)]
+                        follow.userid = new_userid
+                        state.follows[(follow.external_userid, new_userid)] = follow
                     fields.append(("NewUserID", new_userid))
             else:
                 _member(state, userid)

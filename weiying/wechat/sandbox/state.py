@@ -23,7 +23,7 @@ import string
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,12 +251,15 @@ class Follow:
     oper_userid: str = ""
     remark_corp_name: str = ""
     remark_mobiles: list[str] = field(default_factory=list)
+    # As seeded or edited: {"tag_id", "group_name", "tag_name", "type"}; type 1 (the
+    # default) names a corp tag by tag_id, type 2 is the rep's personal tag (no id).
     tags: list[dict[str, Any]] = field(default_factory=list)
 
-    def api(self) -> dict[str, Any]:
+    def api(self, tags: list[dict[str, Any]]) -> dict[str, Any]:
+        """The externalcontact/get shape, with `tags` as the library names them."""
         data: dict[str, Any] = {
             "userid": self.userid, "remark": self.remark, "description": self.description,
-            "createtime": self.createtime, "tags": [dict(t) for t in self.tags],
+            "createtime": self.createtime, "tags": tags,
             "remark_corp_name": self.remark_corp_name,
             "remark_mobiles": list(self.remark_mobiles),
             "oper_userid": self.oper_userid or self.external_userid, "add_way": self.add_way,
@@ -265,12 +268,39 @@ class Follow:
             data["state"] = self.state
         return data
 
-    def follow_info(self) -> dict[str, Any]:
-        """The batch/get_by_user shape: tag ids instead of tag objects."""
-        data = self.api()
+    def follow_info(self, tags: list[dict[str, Any]]) -> dict[str, Any]:
+        """The batch/get_by_user shape: the ids of the tags that have one instead of tag
+        objects, so a personal tag (type 2, no id) does not appear at all."""
+        data = self.api([])
         data.pop("tags")
-        data["tag_id"] = [t.get("tag_id", "") for t in self.tags]
+        data["tag_id"] = [t["tag_id"] for t in tags if t.get("tag_id")]
         return data
+
+
+@dataclass
+class CorpTag:
+    """A tag of the company's customer tag library (企业客户标签)."""
+
+    id: str
+    name: str
+    group_id: str
+    create_time: int = 0
+    order: int = 0
+    deleted: bool = False
+
+    def api(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "create_time": self.create_time,
+                "order": self.order, "deleted": self.deleted}
+
+
+@dataclass
+class CorpTagGroup:
+    group_id: str
+    group_name: str
+    create_time: int = 0
+    order: int = 0
+    deleted: bool = False
+    tag_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -460,6 +490,88 @@ def decode_cursor(cursor: str) -> int | None:
     return int(number)
 
 
+# --- The follows, indexed ------------------------------------------------------------------
+
+FollowKey = tuple[str, str]  # (external_userid, userid)
+
+
+class Follows(MutableMapping[FollowKey, Follow]):
+    """Every follow by (external_userid, userid), indexed by rep and by contact.
+
+    A mapping like the dict it replaces, so every write (seed, simulated adds and removals,
+    transfers, renames, a test's `del state.follows[key]`) keeps the two indexes (dicts of
+    sets) right; the follows of one rep or one contact then cost what they hold, not a scan
+    of the world. `version` counts the writes, for caches of derived lists.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[FollowKey, Follow] = {}
+        self._by_user: dict[str, set[str]] = {}
+        self._by_contact: dict[str, set[str]] = {}
+        self.version = 0
+
+    def __getitem__(self, key: FollowKey) -> Follow:
+        return self._rows[key]
+
+    def __setitem__(self, key: FollowKey, follow: Follow) -> None:
+        external_userid, userid = key
+        if (follow.external_userid, follow.userid) != key:
+            raise KeyError(f"follow {follow.external_userid}/{follow.userid} under key {key}")
+        self._rows[key] = follow
+        self._by_user.setdefault(userid, set()).add(external_userid)
+        self._by_contact.setdefault(external_userid, set()).add(userid)
+        self.version += 1
+
+    def __delitem__(self, key: FollowKey) -> None:
+        del self._rows[key]
+        external_userid, userid = key
+        for index, outer, inner in ((self._by_user, userid, external_userid),
+                                    (self._by_contact, external_userid, userid)):
+            members = index[outer]
+            members.discard(inner)
+            if not members:
+                del index[outer]
+        self.version += 1
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows
+
+    def __iter__(self) -> Iterator[FollowKey]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: FollowKey, default: Any = None) -> Any:  # type: ignore[override]
+        return self._rows.get(key, default)
+
+    def values(self) -> Any:
+        return self._rows.values()
+
+    def items(self) -> Any:
+        return self._rows.items()
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._by_user.clear()
+        self._by_contact.clear()
+        self.version += 1
+
+    def of_user(self, userid: str) -> list[Follow]:
+        """The rep's follows, oldest first (WeCom's order)."""
+        return sorted((self._rows[(ext, userid)] for ext in self._by_user.get(userid, ())),
+                      key=lambda f: (f.createtime, f.external_userid))
+
+    def of_contact(self, external_userid: str) -> list[Follow]:
+        """The contact's followers, oldest first."""
+        return sorted((self._rows[(external_userid, u)]
+                       for u in self._by_contact.get(external_userid, ())),
+                      key=lambda f: (f.createtime, f.userid))
+
+    def has_contact(self, external_userid: str) -> bool:
+        return external_userid in self._by_contact
+
+
 # --- The state ---------------------------------------------------------------------------
 
 
@@ -487,7 +599,10 @@ class SandboxState:
             self.users: dict[str, User] = {}
             self.departed: dict[str, float] = {}  # userid -> when they left
             self.contacts: dict[str, ExternalContact] = {}
-            self.follows: dict[tuple[str, str], Follow] = {}
+            self.follows = Follows()
+            self._batch_rows: dict[tuple[str, ...], tuple[int, list[FollowKey]]] = {}
+            self.corp_tag_groups: dict[str, CorpTagGroup] = {}
+            self.corp_tags: dict[str, CorpTag] = {}
             self.contact_ways: dict[str, ContactWay] = {}
             self.messages: list[Message] = []
             self.tokens: dict[str, Token] = {}
@@ -583,33 +698,144 @@ class SandboxState:
         return [u for u in self.users.values() if u.status != 5]
 
     def department_subtree(self, root: int) -> list[Department]:
-        wanted = {root}
-        grew = True
-        while grew:
-            grew = False
-            for dept in self.departments.values():
-                if dept.parentid in wanted and dept.id not in wanted:
-                    wanted.add(dept.id)
-                    grew = True
+        children: dict[int, list[int]] = {}
+        for dept in self.departments.values():
+            children.setdefault(dept.parentid, []).append(dept.id)
+        wanted, todo = {root}, [root]
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in wanted:
+                    wanted.add(child)
+                    todo.append(child)
         return [d for d in sorted(self.departments.values(), key=lambda d: d.id)
                 if d.id in wanted]
 
     def follows_of_user(self, userid: str) -> list[Follow]:
-        return sorted((f for f in self.follows.values() if f.userid == userid),
-                      key=lambda f: (f.createtime, f.external_userid))
+        return self.follows.of_user(userid)
 
     def follows_of_contact(self, external_userid: str) -> list[Follow]:
-        return sorted((f for f in self.follows.values() if f.external_userid == external_userid),
-                      key=lambda f: (f.createtime, f.userid))
+        return self.follows.of_contact(external_userid)
+
+    def follow_keys_of_users(self, userids: Iterable[str]) -> list[FollowKey]:
+        """(external_userid, userid) of the reps' follows in batch/get_by_user's order: rep
+        by rep, oldest first. Kept while the follows do not change, so paging a cursor
+        through one rep group costs a page, not the group's every follow again."""
+        key = tuple(dict.fromkeys(userids))
+        version = self.follows.version
+        cached = self._batch_rows.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        rows = [(f.external_userid, f.userid) for userid in key
+                for f in self.follows.of_user(userid) if f.external_userid in self.contacts]
+        if len(self._batch_rows) >= 16:
+            self._batch_rows.clear()
+        self._batch_rows[key] = (version, rows)
+        return rows
+
+    # Tags -----------------------------------------------------------------------------
+
+    def follow_tags(self, follow: Follow) -> list[dict[str, Any]]:
+        """A follow's tags as WeCom shows them: a corp tag with the library's current name
+        and group (gone once deleted there), a personal tag without an id. A tag id the
+        library does not hold (a rule-group tag, type 3, say) keeps the names it came with."""
+        out: list[dict[str, Any]] = []
+        for raw in follow.tags:
+            kind = raw.get("type", 1)
+            tag_id = str(raw.get("tag_id") or "")
+            if kind == 2 or not tag_id:
+                out.append({"group_name": str(raw.get("group_name") or ""),
+                            "tag_name": str(raw.get("tag_name") or ""), "type": 2})
+                continue
+            tag = self.corp_tags.get(tag_id)
+            if tag is None:
+                out.append({"group_name": str(raw.get("group_name") or ""),
+                            "tag_name": str(raw.get("tag_name") or ""), "type": kind,
+                            "tag_id": tag_id})
+                continue
+            group = self.corp_tag_groups.get(tag.group_id)
+            if tag.deleted or group is None or group.deleted:
+                continue
+            out.append({"group_name": group.group_name, "tag_name": tag.name, "type": 1,
+                        "tag_id": tag_id})
+        return out
+
+    def follow_api(self, follow: Follow, *, batch: bool = False) -> dict[str, Any]:
+        """externalcontact/get's follow_user entry, or batch/get_by_user's follow_info."""
+        tags = self.follow_tags(follow)
+        return follow.follow_info(tags) if batch else follow.api(tags)
+
+    def add_corp_tags(self, groups: Iterable[dict[str, Any]]) -> None:
+        """Groups with their tags into the library (get_corp_tag_list's shape: `tag` or
+        `tags` a list of {id?, name, order?, create_time?, deleted?}). Ids not given are
+        made up; a group or tag id that exists is updated."""
+        now = self.now_int()
+        for item in groups:
+            tags = item.get("tag", item.get("tags", []))
+            if not isinstance(tags, list):
+                raise TypeError("a tag group's tag is a list")
+            group_id = str(item.get("group_id") or random_id("et", 32, _ALNUM))
+            group = self.corp_tag_groups.get(group_id)
+            if group is None:
+                group = CorpTagGroup(group_id, str(item["group_name"]),
+                                     int(item.get("create_time", now)),
+                                     int(item.get("order", 0)), bool(item.get("deleted", False)))
+                self.corp_tag_groups[group_id] = group
+            else:
+                for name in ("group_name", "create_time", "order", "deleted"):
+                    if name in item:
+                        setattr(group, name, type(getattr(group, name))(item[name]))
+            for raw in tags:
+                tag_id = str(raw.get("id") or random_id("et", 32, _ALNUM))
+                tag = CorpTag(tag_id, str(raw["name"]), group_id,
+                              int(raw.get("create_time", now)), int(raw.get("order", 0)),
+                              bool(raw.get("deleted", False)))
+                old = self.corp_tags.get(tag_id)
+                if old is not None and old.group_id != group_id:
+                    self.corp_tag_groups[old.group_id].tag_ids.remove(tag_id)
+                self.corp_tags[tag_id] = tag
+                if tag_id not in group.tag_ids:
+                    group.tag_ids.append(tag_id)
+
+    def corp_tag_list(self, tag_ids: list[str], group_ids: list[str]) -> list[dict[str, Any]]:
+        """get_corp_tag_list: every live group with its live tags; with `group_id` those
+        groups and all their tags, with `tag_id` (ignored beside `group_id`) those tags in
+        their groups. Only a filtered read shows what was deleted (`deleted: true`).
+        Larger `order` first, as WeCom sorts."""
+
+        def ranked(items: Iterable[Any]) -> list[Any]:
+            return sorted(items, key=lambda x: (-x.order, x.create_time))
+
+        if group_ids:
+            wanted_groups = [self.corp_tag_groups[g] for g in dict.fromkeys(group_ids)
+                             if g in self.corp_tag_groups]
+            picked = {g.group_id: [self.corp_tags[t] for t in g.tag_ids]
+                      for g in wanted_groups}
+        elif tag_ids:
+            picked = {}
+            for tag_id in dict.fromkeys(tag_ids):
+                tag = self.corp_tags.get(tag_id)
+                if tag is not None:
+                    picked.setdefault(tag.group_id, []).append(tag)
+        else:
+            picked = {g.group_id: [self.corp_tags[t] for t in g.tag_ids
+                                   if not self.corp_tags[t].deleted]
+                      for g in self.corp_tag_groups.values() if not g.deleted}
+            picked = {g: tags for g, tags in picked.items() if tags}
+        return [{"group_id": g.group_id, "group_name": g.group_name,
+                 "create_time": g.create_time, "order": g.order, "deleted": g.deleted,
+                 "tag": [t.api() for t in ranked(picked[g.group_id])]}
+                for g in ranked(self.corp_tag_groups[g] for g in picked)]
 
     # Seeding --------------------------------------------------------------------------
 
     def seed(self, data: dict[str, Any], *, mode: str = "merge") -> dict[str, int]:
-        """Load departments, users, external contacts (with follow_user), contact ways,
-        OA followers and personas. `mode="replace"` empties the world first."""
+        """Load departments, users, the corp tag library (`corp_tags`: groups with their
+        tags), external contacts (with follow_user), contact ways, OA followers and
+        personas. `mode="replace"` empties the world first."""
         with self.lock:
             if mode == "replace":
                 self.reset()
+            self.add_corp_tags(data.get("corp_tags", []))
             for item in data.get("departments", []):
                 dept = Department(**_only(Department, item))
                 self.departments[dept.id] = dept
@@ -715,6 +941,7 @@ class SandboxState:
             return {
                 "departments": len(self.departments), "users": len(self.users),
                 "external_contacts": len(self.contacts), "follows": len(self.follows),
+                "corp_tags": sum(1 for t in self.corp_tags.values() if not t.deleted),
                 "contact_ways": len(self.contact_ways), "messages": len(self.messages),
                 "messages_dropped": sum(1 for m in self.messages if m.dropped),
                 "tokens": len(self.tokens), "transfers": len(self.transfers),

@@ -194,7 +194,7 @@ def externalcontact_get() -> Response:
             raise ApiError(84061)
         chunk, next_cursor = _page(follows, request.args.get("cursor", ""), FOLLOW_PAGE)
         data: dict[str, Any] = {"external_contact": contact.api(),
-                                "follow_user": [f.api() for f in chunk]}
+                                "follow_user": [state.follow_api(f) for f in chunk]}
         if next_cursor:
             data["next_cursor"] = next_cursor
         return ok(**data)
@@ -210,17 +210,28 @@ def batch_get_by_user() -> Response:
     limit = _limit(body.get("limit"), 50, 100)
     state = get_state()
     with state.lock:
-        rows = []
-        for userid in dict.fromkeys(str(u) for u in userids):
-            for follow in state.follows_of_user(userid):
-                contact = state.contacts.get(follow.external_userid)
-                if contact is not None:
-                    rows.append((contact, follow))
+        rows = state.follow_keys_of_users([str(u) for u in userids])
         chunk, next_cursor = _page(rows, str(body.get("cursor", "") or ""), limit)
         return ok(external_contact_list=[
-            {"external_contact": contact.api(), "follow_info": follow.follow_info()}
-            for contact, follow in chunk
+            {"external_contact": state.contacts[ext].api(),
+             "follow_info": state.follow_api(state.follows[(ext, userid)], batch=True)}
+            for ext, userid in chunk
         ], next_cursor=next_cursor)
+
+
+@bp.route("/cgi-bin/externalcontact/get_corp_tag_list", methods=["POST"])
+@api
+def get_corp_tag_list() -> Response:
+    body = json_body()
+    filters = {}
+    for name in ("tag_id", "group_id"):
+        value = body.get(name) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ApiError(40058, f"{name} must be a list of ids")
+        filters[name] = value
+    state = get_state()
+    with state.lock:
+        return ok(tag_group=state.corp_tag_list(filters["tag_id"], filters["group_id"]))
 
 
 @bp.route("/cgi-bin/externalcontact/get_unassigned_list", methods=["POST"])
@@ -230,9 +241,9 @@ def unassigned_list() -> Response:
     state = get_state()
     with state.lock:
         rows = [{"handover_userid": f.userid, "external_userid": f.external_userid,
-                 "dimission_time": int(state.departed[f.userid])}
-                for f in sorted(state.follows.values(), key=lambda f: (f.userid, f.createtime))
-                if f.userid in state.departed and f.userid not in state.users]
+                 "dimission_time": int(state.departed[userid])}
+                for userid in sorted(state.departed) if userid not in state.users
+                for f in state.follows_of_user(userid)]
         chunk, next_cursor = _page(rows, str(body.get("cursor", "") or ""),
                                    _limit(body.get("page_size"), 1000, 1000))
         return ok(info=chunk, is_last=not next_cursor, next_cursor=next_cursor)
@@ -479,8 +490,7 @@ def _signin(*, members_only: bool) -> Any:
                 if persona is None:
                     abort(400)
                 # A non-member has an openid; a customer of the corp also its external id.
-                is_customer = any(f.external_userid == persona.external_userid
-                                  for f in state.follows.values())
+                is_customer = state.follows.has_contact(persona.external_userid)
                 code = state.new_code(
                     openid=persona.openid,
                     external_userid=persona.external_userid if is_customer else "")
