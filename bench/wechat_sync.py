@@ -16,7 +16,7 @@ import platform
 import random
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -53,42 +53,24 @@ def _configure(args: argparse.Namespace) -> str:
     return "SQLite (fresh file)"
 
 
-def _state_class() -> type:
-    """The sandbox's state with its follows indexed by rep and by contact.
-
-    The sandbox scans every follow to answer one rep's (fine for tests, quadratic for 100,000
-    contacts); the world does not change during the run, so the benchmark answers the same
-    from an index built once. The answers are the sandbox's own, only faster."""
-    from weiying.wechat.sandbox import SandboxState
-
-    class IndexedState(SandboxState):  # type: ignore[misc, valid-type]
-        def build_index(self) -> None:
-            by_user: dict[str, list[Any]] = defaultdict(list)
-            by_contact: dict[str, list[Any]] = defaultdict(list)
-            for follow in self.follows.values():
-                by_user[follow.userid].append(follow)
-                by_contact[follow.external_userid].append(follow)
-            self._by_user = {u: sorted(v, key=lambda f: (f.createtime, f.external_userid))
-                             for u, v in by_user.items()}
-            self._by_contact = {c: sorted(v, key=lambda f: (f.createtime, f.userid))
-                                for c, v in by_contact.items()}
-
-        def follows_of_user(self, userid: str) -> list[Any]:
-            return list(self._by_user.get(userid, []))
-
-        def follows_of_contact(self, external_userid: str) -> list[Any]:
-            return list(self._by_contact.get(external_userid, []))
-
-    return IndexedState
+# The corp tag library of the benchmark's company: what a tagged contact carries.
+LIBRARY = [
+    {"group_id": "etGRADE", "group_name": "等级", "tag": [
+        {"id": "etA", "name": "重要"}, {"id": "etB", "name": "普通"}, {"id": "etC", "name": "潜在"}]},
+    {"group_id": "etSOURCE", "group_name": "来源", "tag": [
+        {"id": "etEXPO", "name": "展会"}, {"id": "etWEB", "name": "官网"}]},
+]
+LIBRARY_IDS = [t["id"] for g in LIBRARY for t in g["tag"]]
 
 
 def _seed_sandbox(customers: int, reps: int, shared: float, tagged: float,
                   rng: random.Random) -> Any:
-    from weiying.wechat.sandbox import SandboxConfig
+    from weiying.wechat.sandbox import SandboxConfig, SandboxState
     from weiying.wechat.sandbox.state import Department, ExternalContact, Follow, User
 
-    state = _state_class()(SandboxConfig())
+    state = SandboxState(SandboxConfig())
     with state.lock:
+        state.add_corp_tags(LIBRARY)
         state.departments[1] = Department(1, "总部")
         for r in range(reps):
             userid = f"rep{r:05d}"
@@ -101,14 +83,13 @@ def _seed_sandbox(customers: int, reps: int, shared: float, tagged: float,
                 ext, f"客户{n}", type=2 if company else 1, unionid=f"oBENCH{n:08d}",
                 corp_name=f"企业{n}" if company else "")
             owner = userids[n % reps]
-            tags = ([{"group_name": "等级", "tag_name": "重要", "tag_id": "etA", "type": 1}]
+            tags = ([{"tag_id": tag_id, "type": 1} for tag_id in rng.sample(LIBRARY_IDS, 2)]
                     if rng.random() < tagged else [])
             state.follows[(ext, owner)] = Follow(ext, owner, T0 + n, remark=f"备注{n}",
                                                  state="bench", tags=tags)
             if rng.random() < shared:
                 other = userids[(n + 1 + rng.randrange(reps - 1)) % reps] if reps > 1 else owner
                 state.follows.setdefault((ext, other), Follow(ext, other, T0 + customers + n))
-    state.build_index()
     return state
 
 
@@ -153,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="server URL without a database name")
     parser.add_argument("--shared", type=float, default=0.1,
                         help="share of contacts a second rep follows too (default 0.1)")
-    parser.add_argument("--tagged", type=float, default=0.0,
-                        help="share of contacts with a tag (the sandbox has no corp tag list, "
-                             "so each is read with externalcontact/get)")
+    parser.add_argument("--tagged", type=float, default=0.3,
+                        help="share of contacts with two tags of the corp tag library "
+                             "(default 0.3; named from one get_corp_tag_list call)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     if args.customers < 1 or args.reps < 1:

@@ -145,6 +145,90 @@ def test_a_tie_ended_while_no_callback_came_is_ended_by_the_next_sync(reps, sand
     assert f.retain_until == timezone.localdate() + dt.timedelta(days=180)
 
 
+# --- tags through the corp tag list -----------------------------------------------------------
+LIBRARY = [
+    {"group_id": "etGRADE", "group_name": "客户等级", "tag": [
+        {"id": "etVIP", "name": "重要客户"}, {"id": "etNORMAL", "name": "普通客户"}]},
+    {"group_id": "etSOURCE", "group_name": "来源", "tag": [{"id": "etEXPO", "name": "展会"}]},
+]
+RULE = {"group_name": "规则组", "tag_name": "高意向", "tag_id": "etRULE", "type": 3}
+TEA = {"group_name": "", "tag_name": "爱喝茶", "type": 2}
+
+
+def test_a_full_sync_names_tags_from_one_read_of_the_corp_tag_list(reps, sandbox):
+    sandbox.seed({"corp_tags": LIBRARY, "external_contacts": [
+        contact(n, follow("lilei", T0 + n, tags=[{"tag_id": "etVIP"}, {"tag_id": "etEXPO"}]),
+                follow("zhaoli", T0 + 900 + n, tags=[{"tag_id": "etNORMAL"}]))
+        for n in range(120)]})
+    sandbox.calls.clear()
+
+    result = full_sync_contacts()
+
+    assert sandbox.calls["/wecom/cgi-bin/externalcontact/get_corp_tag_list"] == 1
+    assert sandbox.calls["/wecom/cgi-bin/externalcontact/get"] == 0
+    assert result["detail_reads"] == 0
+    customer = Customer.objects.get(wechat_identities__value="wmEXT0042")
+    assert sorted(customer.tags.values_list("group", "name")) == [
+        ("客户等级", "普通客户"), ("客户等级", "重要客户"), ("来源", "展会")]
+    f = CustomerFollow.objects.get(external_userid="wmEXT0042", employee=reps.rep_a)
+    assert f.tags == [{"id": "etVIP", "name": "重要客户", "group": "客户等级"},
+                      {"id": "etEXPO", "name": "展会", "group": "来源"}]
+
+
+def test_only_a_contact_with_a_tag_the_list_does_not_know_is_read_again(reps, sandbox):
+    sandbox.seed({"corp_tags": LIBRARY, "external_contacts": [
+        contact(1, follow("lilei", T0, tags=[{"tag_id": "etVIP"}, RULE, TEA])),
+        contact(2, follow("lilei", T0 + 1, tags=[{"tag_id": "etVIP"}, TEA])),
+        contact(3, follow("lilei", T0 + 2))]})
+    sandbox.calls.clear()
+
+    result = full_sync_contacts()
+
+    assert sandbox.calls["/wecom/cgi-bin/externalcontact/get"] == 1
+    assert result["detail_reads"] == 1
+    ruled = Customer.objects.get(wechat_identities__value="wmEXT0001")
+    assert sorted(ruled.tags.values_list("group", "name")) == [
+        ("", "爱喝茶"), ("客户等级", "重要客户"), ("规则组", "高意向")]
+    # batch/get_by_user has no id for a personal tag, so the first sync cannot see it
+    plain = Customer.objects.get(wechat_identities__value="wmEXT0002")
+    assert list(plain.tags.values_list("name", flat=True)) == ["重要客户"]
+
+
+def test_personal_tags_from_a_callback_survive_the_next_full_sync(reps, sandbox):
+    sandbox.seed({"corp_tags": LIBRARY, "external_contacts": [
+        contact(1, follow("lilei", T0, tags=[{"tag_id": "etVIP"}]))]})
+    full_sync_contacts()
+    simulate.edit_contact(sandbox, external_userid="wmEXT0001", userid="lilei",
+                          tags=[{"tag_id": "etVIP"}, TEA])
+    drain_all()
+    customer = Customer.objects.get()
+    assert sorted(customer.tags.values_list("name", flat=True)) == ["爱喝茶", "重要客户"]
+    before = snapshot()
+
+    result = full_sync_contacts()
+
+    assert snapshot() == before
+    assert result["follows_updated"] == 0
+    # a corp tag taken off in WeCom still goes; the personal one stays
+    sandbox.follows[("wmEXT0001", "lilei")].tags = [TEA]
+    full_sync_contacts()
+    assert list(customer.tags.values_list("name", flat=True)) == ["爱喝茶"]
+    assert CustomerFollow.objects.get().tags == [{"id": "", "name": "爱喝茶", "group": ""}]
+
+
+def test_a_refused_tag_list_stops_the_sync_before_anything_is_written(reps, sandbox):
+    from weiying.wechat import client
+
+    sandbox.seed({"external_contacts": [contact(1, follow("lilei", T0, tags=[VIP]))]})
+    sandbox.faults.arm("rate_limit", path="/wecom/cgi-bin/externalcontact/get_corp_tag_list")
+
+    with pytest.raises(client.RateLimited):
+        full_sync_contacts()
+
+    assert Customer.objects.count() == CustomerFollow.objects.count() == 0
+    assert sandbox.calls["/wecom/cgi-bin/externalcontact/batch/get_by_user"] == 0
+
+
 # --- callbacks --------------------------------------------------------------------------------
 @pytest.fixture
 def arrivals(monkeypatch):

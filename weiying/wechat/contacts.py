@@ -80,11 +80,16 @@ def _aware(timestamp: Any) -> dt.datetime | None:
 # --- What WeCom says about one contact ------------------------------------------------------
 @dataclass
 class Entry:
-    """One external contact and its followers, normalised from either API shape."""
+    """One external contact and its followers, normalised from either API shape.
+
+    `from_batch`: read with batch/get_by_user, which names a follow's tags by id only and so
+    leaves out the rep's personal tags (type 2, which have no id); the writer keeps the
+    personal tags a follow already has instead of taking their absence for a removal."""
 
     contact: dict[str, Any]
     follows: list[dict[str, Any]] = field(default_factory=list)
     unresolved_tags: bool = False
+    from_batch: bool = False
 
     @property
     def external_userid(self) -> str:
@@ -109,6 +114,10 @@ class Entry:
         return {t["name"]: t["group"] for f in self.follows for t in f["tags"]}
 
 
+def _sorted_tags(tags: Iterable[dict[str, str]]) -> list[dict[str, str]]:
+    return sorted(tags, key=lambda t: (t["group"], t["name"], t["id"]))
+
+
 def _follow(raw: dict[str, Any], tags: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "userid": str(raw.get("userid", "")),
@@ -118,7 +127,7 @@ def _follow(raw: dict[str, Any], tags: list[dict[str, str]]) -> dict[str, Any]:
         "add_way": int(raw["add_way"]) if str(raw.get("add_way", "")).lstrip("-").isdigit()
         else None,
         "added_at": _aware(raw.get("createtime")),
-        "tags": sorted(tags, key=lambda t: (t["group"], t["name"], t["id"])),
+        "tags": _sorted_tags(tags),
     }
 
 
@@ -138,16 +147,15 @@ def entry_from_get(data: dict[str, Any]) -> Entry:
 
 
 class CorpTags:
-    """The company's tag library (get_corp_tag_list): tag id -> (name, group), read once."""
+    """The company's tag library (get_corp_tag_list): tag id -> (name, group), read once.
+
+    A sync cannot do without it: reading each tagged contact again instead would cost one
+    call per contact (tens of thousands in a large company), so an error here stops the
+    sync before anything is written, like any other failed read."""
 
     def __init__(self, api: client.WeCom) -> None:
         self.by_id: dict[str, tuple[str, str]] = {}
-        try:
-            data = api.post("/cgi-bin/externalcontact/get_corp_tag_list", {})
-        except client.WeChatError as exc:
-            # Read per contact with externalcontact/get instead (slower, same result).
-            logger.warning("corp tag list unavailable", extra={"error": str(exc)})
-            return
+        data = api.post("/cgi-bin/externalcontact/get_corp_tag_list", {})
         for group in data.get("tag_group", []):
             for tag in group.get("tag", []):
                 self.by_id[str(tag.get("id"))] = (str(tag.get("name") or ""),
@@ -311,6 +319,7 @@ class Writer:
             if f.ended_at is None:
                 for t in f.tags:
                     old_tags.setdefault(f.customer_id, {})[t["name"]] = t["group"]
+        self._keep_personal_tags(unique, existing)
         new_rows: list[CustomerFollow] = []
         changed: list[CustomerFollow] = []
         collaborators: dict[int, set[int]] = {}
@@ -364,6 +373,27 @@ class Writer:
                              "created": len(new_rows), "updated": len(changed),
                              "customers": len(touched)})
         return resolved
+
+    # Limitation: a follow first read by a full sync has none of the rep's personal tags
+    # (batch/get_by_user has no id to name them by); they come with its next add or edit
+    # callback, whose externalcontact/get names them, and later syncs keep them.
+    def _keep_personal_tags(self, entries: list[Entry],
+                            existing: dict[tuple[int, str], CustomerFollow]) -> None:
+        """Entries read in batch carry no personal tags (they have no id to list): an active
+        follow keeps the ones it has (they came with a callback's externalcontact/get, which
+        names them, and the next edit callback brings any change)."""
+        for entry in entries:
+            if not entry.from_batch:
+                continue
+            for info in entry.follows:
+                employee = self.people.get(info["userid"])
+                follow = (existing.get((employee.pk, entry.external_userid))
+                          if employee is not None else None)
+                if follow is None or follow.ended_at is not None:
+                    continue
+                personal = [t for t in follow.tags if not t.get("id")]
+                if personal:
+                    info["tags"] = _sorted_tags([*info["tags"], *personal])
 
     def _collaborators(self, wanted: dict[int, set[int]],
                        resolved: dict[str, tuple[Customer, bool]]) -> None:
@@ -452,9 +482,11 @@ def full_sync_contacts(*, actor: Any = None, write_batch: int = WRITE_BATCH) -> 
     """Every external contact of every rep configured for customer contact.
 
     1. get_follow_user_list: the reps; only those on the roster (a WeCom user id) are read.
-    2. batch/get_by_user, ≤100 reps a call, 100 contacts a page through its cursor; tag ids
-       named from the corp tag list (externalcontact/get for a contact whose tags the list
-       does not name).
+    2. get_corp_tag_list once, then batch/get_by_user, ≤100 reps a call, 100 contacts a page
+       through its cursor, its tag ids named from that list. A contact with an id the list
+       does not know (a rule-group tag, or one made since) is read again with
+       externalcontact/get, which names its tags. Personal tags have no id, so batch reads
+       leave them out; a follow keeps the ones it has (see Entry).
     3. Written in batches of `write_batch` contacts, each in its own transaction.
     4. A follow still active here but absent from WeCom (a missed callback) is ended.
     Returns the counts and `api_calls`.
@@ -482,7 +514,8 @@ def full_sync_contacts(*, actor: Any = None, write_batch: int = WRITE_BATCH) -> 
                     info = item.get("follow_info") or {}
                     entry = entries.get(contact["external_userid"])
                     if entry is None:
-                        entry = entries[contact["external_userid"]] = Entry(dict(contact))
+                        entry = entries[contact["external_userid"]] = Entry(
+                            dict(contact), from_batch=True)
                     resolved, unresolved = tags.resolve(info.get("tag_id", []))
                     entry.unresolved_tags |= unresolved
                     entry.follows.append(_follow(info, resolved))
