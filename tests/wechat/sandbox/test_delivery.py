@@ -11,7 +11,7 @@ from werkzeug.wrappers import Request, Response
 from weiying.wechat.sandbox import SandboxConfig, SandboxState, serve_in_thread
 from weiying.wechat.sandbox.delivery import CallbackTimeout
 
-from .conftest import Posted, open_callback, seed_company
+from .conftest import NOW, Posted, open_callback, seed_company
 
 CONFIG = SandboxConfig()
 
@@ -109,18 +109,58 @@ def test_204_ends_a_pay_notification(client, app_posts):
     assert _deliveries(client)[0]["status"] == "delivered"
 
 
-def test_thread_mode_delivers_in_the_background(client, app_posts, state):
+def _until(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_thread_mode_delivers_in_the_background_retries_on_the_sandbox_clock(
+        client, app_posts, state):
     seed_company(client)
     state.config.delivery_mode = "thread"
-    state.sleep = time.sleep
-    state.config.wecom_retry_seconds = [0.01, 0.01]
+    state.config.wecom_retry_seconds = [5.0, 5.0]
     app_posts.answers = [500]
 
     _add(client)
+    _until(lambda: len(app_posts.posts) == 1)
+    waiting = state.deliverer.join(0.3)  # the retry is due 5 s later on the sandbox clock
+    client.post("/sandbox/api/clock", json={"advance_seconds": 5})
 
+    assert waiting is False
     assert state.deliverer.join(5)
     assert len(app_posts.posts) == 2
     assert _deliveries(client)[0]["status"] == "delivered"
+
+
+def test_pay_retries_in_the_background_follow_tencents_schedule_as_the_clock_moves(
+        client, app_posts, state, clock):
+    state.config.delivery_mode = "thread"
+    state.config.pay_retry_seconds = [15.0, 15.0, 30.0, 180.0]
+    client.post("/pay/v3/pay/transactions/native", headers={
+        "Authorization": f'WECHATPAY2-SHA256-RSA2048 mchid="{CONFIG.pay_mch_id}"'}, json={
+        "appid": CONFIG.pay_app_id, "mchid": CONFIG.pay_mch_id, "description": "x",
+        "out_trade_no": "WY0000003", "notify_url": "http://app/n", "amount": {"total": 1}})
+    app_posts.answers = [500, 500, 500]
+
+    client.post("/sandbox/api/simulate/pay", json={"out_trade_no": "WY0000003"})
+    _until(lambda: len(app_posts.posts) == 1)
+    state.advance(14)
+    state.deliverer.join(0.3)
+    after_14 = len(app_posts.posts)
+    state.advance(1)
+    _until(lambda: len(app_posts.posts) == 2)
+    clock.advance(45)  # a test's own clock moved: the worker notices within its poll
+    _until(lambda: len(app_posts.posts) == 3)
+    state.advance(30)
+    _until(lambda: len(app_posts.posts) == 4)
+
+    assert after_14 == 1
+    assert state.deliverer.join(5)
+    delivery = _deliveries(client)[0]
+    assert [a["at"] - NOW for a in delivery["attempts"]] == [0, 15, 60, 90]
+    assert delivery["status"] == "delivered"
 
 
 @pytest.fixture

@@ -86,3 +86,16 @@ def test_another_corps_appid_is_refused(client):
     page = client.get(AUTHORIZE, params={"appid": "wwother", "redirect_uri": "http://app/x"})
 
     assert page.status_code == 400
+
+
+def test_a_code_lives_five_minutes_on_the_sandbox_clock(client):
+    seed_company(client)
+    _location, fresh = _sign_in(client, "user:rep_a")
+    _location, stale = _sign_in(client, "user:rep_b")
+
+    client.post("/sandbox/api/clock", json={"advance_seconds": 300})
+    in_time = _userinfo(client, fresh["code"])
+    client.post("/sandbox/api/clock", json={"advance_seconds": 1})
+
+    assert in_time["userid"] == "rep_a"
+    assert _userinfo(client, stale["code"])["errcode"] == 40029

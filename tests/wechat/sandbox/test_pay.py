@@ -189,3 +189,175 @@ def test_during_the_migration_either_key_signs(client, app_posts, state, sign_wi
     assert keys["signing_serial"] == (CONFIG.pay_public_key_id if sign_with == "public_key"
                                       else state.config.pay_certificate_serial)
     _verify(verifier, posted.headers, posted.body)
+
+
+# --- Control: closing, expiry, unpaid states ----------------------------------------------
+
+def _control(client, path, body=None):
+    return client.post(f"/sandbox/api{path}", json=body or {})
+
+
+def test_the_control_api_closes_an_order_as_tencent_would(client):
+    _order(client)
+
+    closed = _control(client, "/orders/WY20260528001/close")
+    again = _control(client, "/orders/WY20260528001/close")
+    paying = _control(client, "/simulate/pay", {"out_trade_no": "WY20260528001"})
+    unknown = _control(client, "/orders/WYNOSUCH01/close")
+
+    assert closed.status_code == again.status_code == 200
+    assert (closed.json()["trade_state"], closed.json()["trade_state_desc"]) == (
+        "CLOSED", "订单已关闭")
+    assert _query(client).json()["trade_state"] == "CLOSED"
+    assert paying.status_code == 409 and paying.json()["code"] == "not_payable"
+    assert _order(client).json()["code"] == "ORDER_CLOSED"
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_order"
+
+
+def test_a_paid_order_cannot_be_closed_by_the_control_api(client):
+    _order(client)
+    _control(client, "/simulate/pay", {"out_trade_no": "WY20260528001"})
+
+    response = _control(client, "/orders/WY20260528001/close")
+
+    assert response.status_code == 409 and response.json()["code"] == "already_paid"
+    assert _query(client).json()["trade_state"] == "SUCCESS"
+
+
+def test_an_order_is_closed_once_the_clock_passes_its_time_expire(client, clock):
+    # NOW is 2026-05-29 04:26:40 Beijing time
+    _order(client, time_expire="2026-05-29T04:36:40+08:00")  # ten minutes on
+    _order(client, out_trade_no="WY20260528002", time_expire="2026-05-29T04:36:40+08:00")
+
+    before = _query(client).json()
+    client.post("/sandbox/api/clock", json={"advance_seconds": 600})
+    at_the_second = _query(client).json()
+    client.post("/sandbox/api/clock", json={"advance_seconds": 1})
+    after = _query(client).json()
+    paying = _control(client, "/simulate/pay", {"out_trade_no": "WY20260528002"})
+    listed = client.get("/sandbox/api/orders").json()["orders"]
+
+    assert before["trade_state"] == at_the_second["trade_state"] == "NOTPAY"
+    assert (after["trade_state"], after["trade_state_desc"]) == ("CLOSED", "订单已关闭")
+    assert paying.status_code == 409 and paying.json()["code"] == "expired"
+    assert [o["trade_state"] for o in listed] == ["CLOSED", "CLOSED"]
+    assert _order(client).json()["code"] == "ORDER_CLOSED"
+
+
+@pytest.mark.parametrize(("trade_state", "desc"), [
+    ("USERPAYING", "用户支付中"), ("PAYERROR", "支付失败"), ("REVOKED", "已撤销"),
+    ("NOTPAY", "订单未支付")])
+def test_a_query_answers_the_state_the_control_api_set(client, trade_state, desc):
+    _order(client)
+
+    set_ = _control(client, "/orders/WY20260528001/state", {"trade_state": trade_state})
+    answer = _query(client).json()
+
+    assert set_.status_code == 200
+    assert (answer["trade_state"], answer["trade_state_desc"]) == (trade_state, desc)
+    assert "transaction_id" not in answer
+
+
+def test_a_payment_error_can_say_why_and_the_customer_can_still_pay(client):
+    _order(client)
+    _control(client, "/orders/WY20260528001/state",
+             {"trade_state": "PAYERROR", "trade_state_desc": "银行卡余额不足"})
+
+    failed = _query(client).json()
+    paid = _control(client, "/simulate/pay", {"out_trade_no": "WY20260528001"})
+
+    assert (failed["trade_state"], failed["trade_state_desc"]) == ("PAYERROR", "银行卡余额不足")
+    assert paid.status_code == 200
+    assert (_query(client).json()["trade_state_desc"]) == "支付成功"
+
+
+def test_only_an_open_order_takes_another_state(client):
+    _order(client)
+    bad = _control(client, "/orders/WY20260528001/state", {"trade_state": "SUCCESS"})
+    _control(client, "/simulate/pay", {"out_trade_no": "WY20260528001"})
+    paid = _control(client, "/orders/WY20260528001/state", {"trade_state": "PAYERROR"})
+
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_trade_state"
+    assert paid.status_code == 409 and paid.json()["code"] == "not_open"
+
+
+# --- Refunds --------------------------------------------------------------------------------
+
+def _decrypt(posted):
+    envelope = json.loads(posted.body)
+    resource = envelope["resource"]
+    plain = json.loads(crypto.pay_decrypt_resource(
+        CONFIG.pay_apiv3_key, nonce=resource["nonce"],
+        associated_data=resource["associated_data"], ciphertext=resource["ciphertext"]))
+    return envelope, plain
+
+
+def test_a_refund_posts_a_signed_encrypted_refund_success(client, app_posts, platform_keys):
+    _order(client)
+    paid = _control(client, "/simulate/pay", {"out_trade_no": "WY20260528001"}).json()
+
+    refund = _control(client, "/simulate/refund",
+                      {"out_trade_no": "WY20260528001", "amount": 28000}).json()
+
+    posted = app_posts.posts[-1]
+    assert posted.url == "http://app/wechat/pay/notify"
+    _verify(_verifier(platform_keys), posted.headers, posted.body)
+    envelope, plain = _decrypt(posted)
+    assert (envelope["event_type"], envelope["summary"]) == ("REFUND.SUCCESS", "退款成功")
+    assert (envelope["resource"]["original_type"], envelope["resource"]["associated_data"]) == (
+        "refund", "refund")
+    assert plain == {
+        "mchid": CONFIG.pay_mch_id, "out_trade_no": "WY20260528001",
+        "transaction_id": paid["transaction_id"], "out_refund_no": refund["out_refund_no"],
+        "refund_id": refund["refund_id"], "refund_status": "SUCCESS",
+        "success_time": "2026-05-29T04:26:40+08:00", "user_received_account": "支付用户零钱",
+        "amount": {"total": 128000, "refund": 28000, "payer_total": 128000,
+                   "payer_refund": 28000}}
+    assert refund["refund_id"].startswith("50") and len(refund["refund_id"]) == 30
+    assert refund["notified"] is True
+    query = _query(client).json()
+    assert (query["trade_state"], query["trade_state_desc"]) == ("REFUND", "转入退款")
+    assert query["transaction_id"] == paid["transaction_id"]
+
+
+def test_refunds_add_up_to_the_order_and_no_further(client, app_posts):
+    _order(client)
+    _control(client, "/simulate/pay", {"out_trade_no": "WY20260528001"})
+
+    first = _control(client, "/simulate/refund",
+                     {"out_trade_no": "WY20260528001", "amount": 100000,
+                      "out_refund_no": "RFMERCHANT1"}).json()
+    too_much = _control(client, "/simulate/refund",
+                        {"out_trade_no": "WY20260528001", "amount": 28001})
+    rest = _control(client, "/simulate/refund", {"out_trade_no": "WY20260528001"}).json()
+    nothing_left = _control(client, "/simulate/refund", {"out_trade_no": "WY20260528001"})
+    listed = client.get("/sandbox/api/orders").json()["orders"][0]
+
+    assert first["out_refund_no"] == "RFMERCHANT1"
+    assert too_much.status_code == 400 and too_much.json()["code"] == "bad_amount"
+    assert (rest["refund"], rest["refunded"]) == (28000, 128000)
+    assert nothing_left.status_code == 409 and nothing_left.json()["code"] == "fully_refunded"
+    assert [_decrypt(p)[1]["amount"]["refund"] for p in app_posts.posts[1:]] == [100000, 28000]
+    assert listed["refunded"] == 128000 and len(listed["refunds"]) == 2
+
+
+def test_only_a_paid_order_is_refunded(client):
+    _order(client)
+
+    unpaid = _control(client, "/simulate/refund", {"out_trade_no": "WY20260528001"})
+    fraction = _control(client, "/simulate/refund",
+                        {"out_trade_no": "WY20260528001", "amount": 1.5})
+
+    assert unpaid.status_code == 409 and unpaid.json()["code"] == "not_paid"
+    assert fraction.status_code == 400 and fraction.json()["code"] == "bad_field"
+
+
+def test_a_dropped_refund_notification_is_not_posted(client, app_posts):
+    _order(client)
+    _control(client, "/simulate/pay", {"out_trade_no": "WY20260528001"})
+    client.post("/sandbox/api/faults", json={"drop_pay_notifications": 1})
+
+    refund = _control(client, "/simulate/refund", {"out_trade_no": "WY20260528001"}).json()
+
+    assert refund["notified"] is False
+    assert len(app_posts.posts) == 1

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from weiying.wechat.sandbox import SandboxConfig
 
-from .conftest import oa_token, wecom_token
+from .conftest import NOW, oa_token, wecom_token
 
 CORP = SandboxConfig().corp_id
 
@@ -92,3 +92,41 @@ def test_jsapi_and_agent_tickets_are_stable_while_valid(client):
     assert corp["errcode"] == agent["errcode"] == 0
     assert corp["ticket"] == corp_again["ticket"] != agent["ticket"]
     assert corp["expires_in"] == 7200
+
+
+def test_the_sandbox_clock_moves_forward_through_the_control_api(client, clock):
+    before = client.get("/sandbox/api/clock").json()
+    moved = client.post("/sandbox/api/clock", json={"advance_seconds": 90.5}).json()
+    backwards = client.post("/sandbox/api/clock", json={"advance_seconds": -1})
+    nonsense = client.post("/sandbox/api/clock", json={"advance_seconds": "soon"})
+    missing = client.post("/sandbox/api/clock", json={})
+
+    assert (before["now"], before["offset"], before["time"]) == (
+        NOW, 0.0, "2026-05-29T04:26:40+08:00")
+    assert (moved["now"], moved["offset"]) == (NOW + 90.5, 90.5)
+    for refused in (backwards, nonsense, missing):
+        assert refused.status_code == 400 and refused.json()["code"] == "bad_field"
+    client.post("/sandbox/api/reset")
+    assert client.get("/sandbox/api/clock").json()["offset"] == 0.0
+
+
+def test_a_token_expires_when_the_sandbox_clock_passes_its_lifetime(client):
+    token = wecom_token(client)
+    client.post("/sandbox/api/clock", json={"advance_seconds": 7199})
+    still = _department_list(client, token)
+    client.post("/sandbox/api/clock", json={"advance_seconds": 1})
+
+    assert still["errcode"] == 0
+    assert _department_list(client, token)["errcode"] == 42001
+    fresh = client.get("/wecom/cgi-bin/gettoken",
+                       params={"corpid": CORP, "corpsecret": "app-secret"}).json()
+    assert fresh["access_token"] != token and fresh["expires_in"] == 7200
+
+
+def test_moving_the_clock_in_code_is_the_same_clock(state, client):
+    token = wecom_token(client)
+
+    state.advance(7200)
+
+    assert state.now() == NOW + 7200
+    assert _department_list(client, token)["errcode"] == 42001

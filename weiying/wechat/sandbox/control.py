@@ -10,9 +10,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from weiying.wechat.sandbox import simulate
 from weiying.wechat.sandbox.common import get_state
-from weiying.wechat.sandbox.delivery import transaction
+from weiying.wechat.sandbox.delivery import rfc3339
 from weiying.wechat.sandbox.faults import FaultError
-from weiying.wechat.sandbox.simulate import SimulateError
+from weiying.wechat.sandbox.simulate import SimulateError, order_view
 
 bp = Blueprint("sandbox_api", __name__)
 
@@ -84,10 +84,35 @@ def seed() -> Response:
 
 @bp.route("/reset", methods=["POST"])
 def reset() -> Response:
+    """An empty world, no faults, and the sandbox clock back where the base clock is."""
     state = get_state()
     state.reset()
     state.faults.clear()
+    state.rewind()
     return jsonify({"counts": state.counts()})
+
+
+def _clock_view() -> Response:
+    state = get_state()
+    now = state.now()
+    return jsonify({"now": now, "time": rfc3339(now), "offset": state.clock_offset})
+
+
+@bp.route("/clock", methods=["GET"])
+def clock_get() -> Response:
+    return _clock_view()
+
+
+@bp.route("/clock", methods=["POST"])
+def clock_advance() -> Response:
+    """Move the sandbox clock forward `advance_seconds` (tokens, codes and orders expire on
+    it; background retries that fall due are tried)."""
+    seconds = _body().get("advance_seconds")
+    try:
+        get_state().advance(seconds)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise SimulateError("bad_field", f"advance_seconds: {exc}") from None
+    return _clock_view()
 
 
 @bp.route("/calls", methods=["GET"])
@@ -199,10 +224,26 @@ def wait() -> Response:
 def orders() -> Response:
     state = get_state()
     with state.lock:
-        rows = [{**transaction(o), "description": o.description, "code_url": o.code_url,
-                 "notify_url": o.notify_url, "time_expire": o.time_expire}
-                for o in state.orders.values()]
+        state.open_orders()  # expire what is past its time_expire
+        rows = [order_view(o) for o in state.orders.values()]
     return jsonify({"orders": rows})
+
+
+@bp.route("/orders/<out_trade_no>/close", methods=["POST"])
+def order_close(out_trade_no: str) -> Response:
+    """Tencent closes the order: a query answers CLOSED and a payment is refused."""
+    return jsonify(simulate.close_order(get_state(), out_trade_no=out_trade_no))
+
+
+@bp.route("/orders/<out_trade_no>/state", methods=["POST"])
+def order_state(out_trade_no: str) -> Response:
+    """{"trade_state": "USERPAYING" | "PAYERROR" | "REVOKED" | "NOTPAY",
+    "trade_state_desc"?}: what a query of the open order answers from now on."""
+    body = _body()
+    return jsonify(simulate.set_order_state(
+        get_state(), out_trade_no=out_trade_no,
+        trade_state=_text(body, "trade_state", required=True),
+        desc=_text(body, "trade_state_desc")))
 
 
 @bp.route("/contact_ways", methods=["GET"])
@@ -328,6 +369,19 @@ def sim_pay_notify() -> Response:
     body = _body()
     return jsonify(simulate.resend_pay_notification(
         get_state(), out_trade_no=_text(body, "out_trade_no", required=True)))
+
+
+@bp.route("/simulate/refund", methods=["POST"])
+def sim_refund() -> Response:
+    """{"out_trade_no", "amount"?: fen (default: what is left), "out_refund_no"?}: the
+    refund succeeds and its REFUND.SUCCESS notification is posted."""
+    body = _body()
+    amount = body.get("amount")
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
+        raise SimulateError("bad_field", "amount is a whole number of fen")
+    return jsonify(simulate.refund(
+        get_state(), out_trade_no=_text(body, "out_trade_no", required=True), amount=amount,
+        out_refund_no=_text(body, "out_refund_no")))
 
 
 @bp.route("/simulate/transfers", methods=["POST"])

@@ -10,8 +10,10 @@
   schedule by default). Each try is signed afresh; the body stays the same.
 
 `state.deliver(url, body, headers) -> status` does the posting (httpx by default; tests put
-a function there). In "thread" mode a background worker runs the tries; in "sync" mode they
-run to the end in the caller's thread, retries and all, so tests are deterministic.
+a function there). In "thread" mode a background worker runs the tries, each retry due on
+the sandbox clock (moving it forward with `state.advance` brings due retries on at once);
+in "sync" mode they run to the end in the caller's thread, retries and all, waiting with
+`state.sleep`, so tests are deterministic.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import httpx
 from weiying.wechat import crypto
 
 if TYPE_CHECKING:
-    from weiying.wechat.sandbox.state import Order, SandboxState
+    from weiying.wechat.sandbox.state import Order, Refund, SandboxState
 
 logger = logging.getLogger(__name__)
 
@@ -228,10 +230,19 @@ class Deliverer:
 
     # The background worker ------------------------------------------------------------
 
+    # Due times are on the sandbox clock; the worker looks again at least this often (in
+    # real seconds), so a test clock moved without `state.advance` is noticed too.
+    POLL_SECONDS = 0.25
+
     def _enqueue(self, delivery: Delivery, wait: float) -> None:
         with self._cond:
             self._ensure_worker()
-            heapq.heappush(self._heap, (time.monotonic() + wait, next(self._seq), delivery))
+            heapq.heappush(self._heap, (self.state.now() + wait, next(self._seq), delivery))
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """The sandbox clock moved: look at the due times again."""
+        with self._cond:
             self._cond.notify_all()
 
     def _ensure_worker(self) -> None:
@@ -246,8 +257,9 @@ class Deliverer:
         while True:
             with self._cond:
                 while not self._stopped and (
-                        not self._heap or self._heap[0][0] > time.monotonic()):
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                        not self._heap or self._heap[0][0] > self.state.now()):
+                    timeout = (min(self._heap[0][0] - self.state.now(), self.POLL_SECONDS)
+                               if self._heap else None)
                     self._cond.wait(timeout)
                 if self._stopped:
                     return
@@ -404,17 +416,19 @@ def rfc3339(timestamp: float) -> str:
 
 
 def transaction(order: Order) -> dict[str, Any]:
-    """The transaction object of an order: what a query answers and a notification carries."""
+    """The transaction object of an order: what a query answers and a notification carries.
+    A paid order (SUCCESS, or REFUND once a refund was made) carries the payment."""
+    from weiying.wechat.sandbox.state import PAID_STATES, TRADE_STATE_DESC
+
     data: dict[str, Any] = {
         "appid": order.appid, "mchid": order.mchid, "out_trade_no": order.out_trade_no,
         "trade_state": order.trade_state,
-        "trade_state_desc": {"NOTPAY": "订单未支付", "SUCCESS": "支付成功",
-                             "CLOSED": "订单已关闭"}[order.trade_state],
+        "trade_state_desc": order.trade_state_desc or TRADE_STATE_DESC[order.trade_state],
         "attach": order.attach,
         "amount": {"total": order.total, "currency": order.currency,
                    "payer_currency": order.currency},
     }
-    if order.trade_state == "SUCCESS":
+    if order.trade_state in PAID_STATES:
         data.update(
             transaction_id=order.transaction_id, trade_type="NATIVE", bank_type="OTHERS",
             success_time=order.success_time, payer={"openid": order.payer_openid},
@@ -423,30 +437,56 @@ def transaction(order: Order) -> dict[str, Any]:
     return data
 
 
+def refund_resource(order: Order, refund: Refund) -> dict[str, Any]:
+    """What a REFUND.* notification carries (its decrypted resource)."""
+    return {
+        "mchid": order.mchid, "out_trade_no": order.out_trade_no,
+        "transaction_id": order.transaction_id, "out_refund_no": refund.out_refund_no,
+        "refund_id": refund.refund_id, "refund_status": refund.refund_status,
+        "success_time": refund.success_time,
+        "user_received_account": refund.user_received_account,
+        "amount": {"total": order.total, "refund": refund.refund,
+                   "payer_total": order.total, "payer_refund": refund.refund},
+    }
+
+
 def pay_delivery(state: SandboxState, order: Order) -> Delivery:
     """The TRANSACTION.SUCCESS notification of a paid order, to its notify_url."""
+    return _pay_notification(state, order.notify_url, "TRANSACTION.SUCCESS", "支付成功",
+                             "transaction", transaction(order))
+
+
+def refund_delivery(state: SandboxState, order: Order, refund: Refund) -> Delivery:
+    """The REFUND.SUCCESS notification of a refund, to the order's notify_url (a refund asked
+    for without its own notify_url is notified at the merchant's, here the order's)."""
+    return _pay_notification(state, order.notify_url, f"REFUND.{refund.refund_status}",
+                             "退款成功", "refund", refund_resource(order, refund))
+
+
+def _pay_notification(state: SandboxState, url: str, event_type: str, summary: str,
+                      original_type: str, resource: dict[str, Any]) -> Delivery:
+    """A WeChat Pay v3 notification: the resource encrypted with the APIv3 key
+    (AEAD_AES_256_GCM, its original type as associated data), each try signed afresh."""
     config = state.config
-    plaintext = json.dumps(transaction(order), ensure_ascii=False,
-                           separators=(",", ":")).encode("utf-8")
+    plaintext = json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     nonce = _nonce(12)
     envelope = {
         "id": str(uuid.uuid4()),
         "create_time": rfc3339(state.now()),
         "resource_type": "encrypt-resource",
-        "event_type": "TRANSACTION.SUCCESS",
-        "summary": "支付成功",
+        "event_type": event_type,
+        "summary": summary,
         "resource": {
-            "original_type": "transaction",
+            "original_type": original_type,
             "algorithm": "AEAD_AES_256_GCM",
             "ciphertext": crypto.pay_encrypt_resource(
-                config.pay_apiv3_key, nonce=nonce, associated_data="transaction",
+                config.pay_apiv3_key, nonce=nonce, associated_data=original_type,
                 plaintext=plaintext),
-            "associated_data": "transaction",
+            "associated_data": original_type,
             "nonce": nonce,
         },
     }
     body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    url = order.notify_url
 
     def sign(bad: bool) -> tuple[str, bytes, dict[str, str]]:
         serial, private = state.signing_key()
@@ -462,5 +502,5 @@ def pay_delivery(state: SandboxState, order: Order) -> Delivery:
             "Request-ID": str(uuid.uuid4()), "User-Agent": "Mozilla/4.0",
         }
 
-    return Delivery(state.deliverer.new_id(), "pay", "TRANSACTION.SUCCESS", url, plaintext,
+    return Delivery(state.deliverer.new_id(), "pay", event_type, url, plaintext,
                     list(config.pay_retry_seconds), sign)

@@ -16,7 +16,7 @@ from weiying.wechat.sandbox import simulate
 from weiying.wechat.sandbox.common import get_state, public_base
 from weiying.wechat.sandbox.qr import svg_response
 from weiying.wechat.sandbox.simulate import SimulateError
-from weiying.wechat.sandbox.state import Persona
+from weiying.wechat.sandbox.state import PAID_STATES, Persona
 
 bp = Blueprint("sandbox", __name__)
 
@@ -87,7 +87,7 @@ def index() -> str:
         inbox = {u.userid: received[u.userid] for u in users}
         context = {
             "personas": list(state.personas.values()), "users": users, "inbox": inbox,
-            "orders": [o for o in state.orders.values() if o.trade_state == "NOTPAY"],
+            "orders": state.open_orders(),
             "deliveries": list(reversed(state.deliveries))[:15],
             "counts": state.counts(), "faults": state.faults.snapshot(),
             "config": state.config, "base": public_base(),
@@ -131,9 +131,9 @@ def phone(persona_id: str) -> str:
                       if u.userid not in following and u.contact_enabled],
             "subscribed": bool(follower and follower.subscribed),
             "tickets": list(state.qr_tickets.values()),
-            "orders": [o for o in state.orders.values() if o.trade_state == "NOTPAY"],
+            "orders": state.open_orders(),
             "paid": [o for o in state.orders.values()
-                     if o.trade_state == "SUCCESS" and o.payer_openid == persona.openid],
+                     if o.trade_state in PAID_STATES and o.payer_openid == persona.openid],
         }
     return render_template("sandbox/phone.html", **context)
 

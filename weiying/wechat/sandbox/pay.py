@@ -27,12 +27,13 @@ from flask import Blueprint, Response, jsonify, request
 from weiying.wechat import crypto
 from weiying.wechat.sandbox.common import get_state
 from weiying.wechat.sandbox.delivery import transaction
-from weiying.wechat.sandbox.state import Order
+from weiying.wechat.sandbox.state import OPEN_STATES, Order
 
 bp = Blueprint("pay", __name__)
 
-# Limitation: Native orders only (no JSAPI, H5 or App orders, no refunds or bills), and an
-# unpaid order past its time_expire stays NOTPAY until closed (it can no longer be paid).
+# Limitation: Native orders only (no JSAPI, H5 or App orders), and no refund or bill API:
+# a refund is made with the control API (POST /sandbox/api/simulate/refund), which posts
+# its REFUND.SUCCESS notification, but the app cannot ask for one or query it here.
 
 PREFIX = "/pay"
 AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
@@ -170,11 +171,11 @@ def native() -> Response:
 
     attach = str(data.get("attach") or "")
     with state.lock:
-        existing = state.orders.get(out_trade_no)
+        existing = state.order(out_trade_no)
         if existing is not None:
-            if existing.trade_state == "SUCCESS":
+            if existing.trade_state in ("SUCCESS", "REFUND"):
                 raise PayError(400, "ORDERPAID", "该订单已支付")
-            if existing.trade_state == "CLOSED":
+            if existing.trade_state not in OPEN_STATES:
                 raise PayError(400, "ORDER_CLOSED", "订单已关闭")
             same = (existing.appid, existing.description, existing.total, existing.attach,
                     existing.currency) == (appid, description, total, attach, currency)
@@ -191,7 +192,7 @@ def native() -> Response:
 
 
 def _order(out_trade_no: str) -> Order:
-    order = get_state().orders.get(out_trade_no)
+    order = get_state().order(out_trade_no)  # past its time_expire: CLOSED
     if order is None:
         raise PayError(404, "ORDER_NOT_EXIST", "订单不存在")
     return order
@@ -210,11 +211,11 @@ def query_by_id(transaction_id: str) -> Response:
     _check_mchid(request.args.get("mchid", ""))
     state = get_state()
     with state.lock:
-        order = next((o for o in state.orders.values()
+        found = next((o for o in state.orders.values()
                       if o.transaction_id and o.transaction_id == transaction_id), None)
-        if order is None:
+        if found is None:
             raise PayError(404, "ORDER_NOT_EXIST", "订单不存在")
-        return jsonify(transaction(order))
+        return jsonify(transaction(_order(found.out_trade_no)))
 
 
 @bp.route("/v3/pay/transactions/out-trade-no/<out_trade_no>/close", methods=["POST"])
@@ -223,7 +224,8 @@ def close(out_trade_no: str) -> Response:
     state = get_state()
     with state.lock:
         order = _order(out_trade_no)
-        if order.trade_state == "SUCCESS":
+        if order.trade_state in ("SUCCESS", "REFUND"):
             raise PayError(400, "ORDERPAID", "订单已支付，不能关闭")
-        order.trade_state = "CLOSED"
+        if order.trade_state in OPEN_STATES:
+            order.set_state("CLOSED")
     return Response(status=204)

@@ -15,14 +15,19 @@ from weiying.wechat.sandbox.delivery import (
     Delivery,
     oa_delivery,
     pay_delivery,
+    refund_delivery,
     rfc3339,
     wecom_delivery,
 )
 from weiying.wechat.sandbox.state import (
+    OPEN_STATES,
+    PAID_STATES,
     Department,
     ExternalContact,
     Follow,
     Follower,
+    Order,
+    Refund,
     SandboxState,
     User,
     new_external_userid,
@@ -389,18 +394,28 @@ def oa_text(state: SandboxState, *, openid: str, content: str) -> dict[str, Any]
 # --- WeChat Pay ---------------------------------------------------------------------------
 
 
+def _order(state: SandboxState, out_trade_no: str) -> Order:
+    order = state.order(out_trade_no)
+    if order is None:
+        raise SimulateError("unknown_order", f"no order {out_trade_no!r}", 404)
+    return order
+
+
 def pay(state: SandboxState, *, out_trade_no: str, openid: str = "") -> dict[str, Any]:
-    """The customer pays an open order: it becomes SUCCESS and the notification is posted
-    (unless a drop fault swallows it)."""
+    """The customer pays an open order (NOTPAY, or USERPAYING / PAYERROR as set by the
+    control API): it becomes SUCCESS and the notification is posted (unless a drop fault
+    swallows it). An order past its time_expire is CLOSED and refuses the payment."""
     with state.lock:
         order = state.orders.get(out_trade_no)
         if order is None:
             raise SimulateError("unknown_order", f"no order {out_trade_no!r}", 404)
-        if order.trade_state != "NOTPAY":
-            raise SimulateError("not_payable", f"the order is {order.trade_state}", 409)
-        if order.expires_at and state.now() > order.expires_at:
+        if order.trade_state in OPEN_STATES and order.expires_at and (
+                state.now() > order.expires_at):
+            order.set_state("CLOSED")
             raise SimulateError("expired", "the order's time_expire has passed", 409)
-        order.trade_state = "SUCCESS"
+        if order.trade_state not in OPEN_STATES:
+            raise SimulateError("not_payable", f"the order is {order.trade_state}", 409)
+        order.set_state("SUCCESS")
         order.transaction_id = "4200" + "".join(secrets.choice("0123456789") for _ in range(24))
         order.success_time = rfc3339(state.now())
         order.payer_openid = openid or new_openid()
@@ -413,7 +428,84 @@ def pay(state: SandboxState, *, out_trade_no: str, openid: str = "") -> dict[str
 def resend_pay_notification(state: SandboxState, *, out_trade_no: str) -> dict[str, Any]:
     with state.lock:
         order = state.orders.get(out_trade_no)
-        if order is None or order.trade_state != "SUCCESS":
+        if order is None or order.trade_state not in PAID_STATES:
             raise SimulateError("not_paid", "only a paid order has a notification", 409)
         delivery = pay_delivery(state, order)
     return {"deliveries": _submit(state, [delivery])}
+
+
+def close_order(state: SandboxState, *, out_trade_no: str) -> dict[str, Any]:
+    """Tencent closes an open order (as a merchant's close call or its own expiry would). A
+    closed order stays closed; a paid one cannot be closed."""
+    with state.lock:
+        order = _order(state, out_trade_no)
+        if order.trade_state in PAID_STATES:
+            raise SimulateError("already_paid", "a paid order cannot be closed; refund it", 409)
+        if order.trade_state in OPEN_STATES:
+            order.set_state("CLOSED")
+        return order_view(order)
+
+
+SETTABLE_STATES = ("NOTPAY", "USERPAYING", "PAYERROR", "REVOKED")
+
+
+def set_order_state(state: SandboxState, *, out_trade_no: str, trade_state: str,
+                    desc: str = "") -> dict[str, Any]:
+    """Put an open order in another unpaid state, so a query answers it: USERPAYING (the
+    customer is entering a password), PAYERROR (the payment failed), REVOKED, or back to
+    NOTPAY. `desc` replaces the state's trade_state_desc. Paying, closing and refunding
+    have their own calls."""
+    if trade_state not in SETTABLE_STATES:
+        raise SimulateError("bad_trade_state",
+                            f"trade_state is one of {', '.join(SETTABLE_STATES)}")
+    with state.lock:
+        order = _order(state, out_trade_no)
+        if order.trade_state not in OPEN_STATES:
+            raise SimulateError("not_open", f"the order is {order.trade_state}", 409)
+        order.set_state(trade_state, desc)
+        return order_view(order)
+
+
+def refund(state: SandboxState, *, out_trade_no: str, amount: int | None = None,
+           out_refund_no: str = "") -> dict[str, Any]:
+    """Refund a paid order, all of what is left or `amount` fen of it: the order's
+    trade_state becomes REFUND and a REFUND.SUCCESS notification is posted to its
+    notify_url, signed and encrypted like a payment's."""
+    with state.lock:
+        order = _order(state, out_trade_no)
+        if order.trade_state not in PAID_STATES:
+            raise SimulateError("not_paid", f"the order is {order.trade_state}; only a paid "
+                                "order can be refunded", 409)
+        left = order.total - order.refunded
+        if not left:
+            raise SimulateError("fully_refunded", "the order is refunded in full", 409)
+        amount = left if amount is None else amount
+        if not 1 <= amount <= left:
+            raise SimulateError("bad_amount", f"the refund is 1 to {left} fen")
+        seq = len(order.refunds) + 1
+        out_refund_no = out_refund_no or f"RF{order.out_trade_no}{seq:02d}"[-64:]
+        if any(r.out_refund_no == out_refund_no for o in state.orders.values()
+               for r in o.refunds):
+            raise SimulateError("duplicate_refund", f"refund {out_refund_no!r} exists", 409)
+        made = Refund(out_refund_no,
+                      "50" + "".join(secrets.choice("0123456789") for _ in range(28)),
+                      amount, state.now(), success_time=rfc3339(state.now()))
+        order.refunds.append(made)
+        order.set_state("REFUND")
+        delivery = refund_delivery(state, order, made)
+    ids = _submit(state, [delivery])
+    return {"out_refund_no": made.out_refund_no, "refund_id": made.refund_id,
+            "refund": made.refund, "refunded": order.refunded,
+            "notified": delivery.status != "dropped", "deliveries": ids}
+
+
+def order_view(order: Order) -> dict[str, Any]:
+    """An order as the control API shows it: its query answer and the sandbox's extras."""
+    from weiying.wechat.sandbox.delivery import transaction
+
+    return {**transaction(order), "description": order.description,
+            "code_url": order.code_url, "notify_url": order.notify_url,
+            "time_expire": order.time_expire, "refunded": order.refunded,
+            "refunds": [{"out_refund_no": r.out_refund_no, "refund_id": r.refund_id,
+                         "refund": r.refund, "refund_status": r.refund_status}
+                        for r in order.refunds]}

@@ -6,8 +6,15 @@ callback while holding it: callers mutate under the lock, build the delivery, re
 lock, then hand the delivery to `state.deliverer` — the app may well call the sandbox back
 while it handles the callback.
 
-Time is `state.clock()` (Unix seconds; tests replace it to expire tokens and codes), and
-`state.sleep` is what retries and delays wait with.
+Time is `state.now()`: the base clock `state.clock()` (Unix seconds, `time.time` unless a
+test puts its own there) plus however far the sandbox clock has been moved
+(`state.advance(seconds)`, or `POST /sandbox/api/clock {"advance_seconds": …}`). Token and
+ticket lifetimes, OAuth codes, QR codes, order expiry, message rate windows, departure
+transfers and the retry schedule of background deliveries all run on it. Moving it moves
+Tencent's clock, not the app's: the timestamps the sandbox signs move too, and an app that
+checks them (WeCom callbacks, Pay notifications: five minutes) refuses what is stamped
+further ahead than that, so a test that moves the clock far moves the app's time with it.
+`state.sleep` is what sync-mode retries and slow faults wait with.
 """
 
 from __future__ import annotations
@@ -35,6 +42,14 @@ PAY_RETRY_SECONDS = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 
                      10800, 21600, 21600]
 
 FOLLOW_PAGE = 500  # externalcontact/get pages follow_user past this many
+
+# WeChat Pay trade states (交易状态) with the trade_state_desc a query answers.
+TRADE_STATE_DESC = {
+    "SUCCESS": "支付成功", "REFUND": "转入退款", "NOTPAY": "订单未支付", "CLOSED": "订单已关闭",
+    "REVOKED": "已撤销", "USERPAYING": "用户支付中", "PAYERROR": "支付失败",
+}
+OPEN_STATES = frozenset({"NOTPAY", "USERPAYING", "PAYERROR"})  # can still be paid or closed
+PAID_STATES = frozenset({"SUCCESS", "REFUND"})  # the customer paid (REFUND: refunded since)
 
 
 def _aes_key(start: int) -> str:
@@ -431,13 +446,36 @@ class Order:
     attach: str = ""
     code: str = ""  # the `pr` of code_url
     trade_state: str = "NOTPAY"
+    trade_state_desc: str = ""  # empty: TRADE_STATE_DESC's
     transaction_id: str = ""
     success_time: str = ""
     payer_openid: str = ""
+    refunds: list[Refund] = field(default_factory=list)
 
     @property
     def code_url(self) -> str:
         return f"weixin://wxpay/bizpayurl?pr={self.code}"
+
+    @property
+    def refunded(self) -> int:
+        return sum(r.refund for r in self.refunds)
+
+    def set_state(self, trade_state: str, desc: str = "") -> None:
+        self.trade_state = trade_state
+        self.trade_state_desc = desc
+
+
+@dataclass
+class Refund:
+    """A refund of a paid order, as its REFUND.SUCCESS notification describes it."""
+
+    out_refund_no: str
+    refund_id: str
+    refund: int  # fen
+    created: float
+    success_time: str = ""
+    refund_status: str = "SUCCESS"
+    user_received_account: str = "支付用户零钱"
 
 
 @dataclass
@@ -584,6 +622,7 @@ class SandboxState:
         self.config = config or SandboxConfig()
         self.lock = threading.RLock()
         self.clock: Callable[[], float] = time.time
+        self.clock_offset = 0.0  # seconds the sandbox clock has been moved forward
         self.sleep: Callable[[float], None] = time.sleep
         self.faults = Faults()
         self.random = random.Random(self.config.seed)
@@ -621,10 +660,25 @@ class SandboxState:
             self._msg_seq = 0
 
     def now(self) -> float:
-        return self.clock()
+        return self.clock() + self.clock_offset
 
     def now_int(self) -> int:
-        return int(self.clock())
+        return int(self.now())
+
+    def advance(self, seconds: float) -> float:
+        """Move the sandbox clock forward; deliveries that fall due run. The new now."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError("the clock moves forward by a number of seconds, 0 or more")
+        with self.lock:
+            self.clock_offset += float(seconds)
+        self.deliverer.wake()
+        return self.now()
+
+    def rewind(self) -> None:
+        """The sandbox clock back to the base clock (a control reset)."""
+        with self.lock:
+            self.clock_offset = 0.0
+        self.deliverer.wake()
 
     # Calls ----------------------------------------------------------------------------
 
@@ -905,6 +959,27 @@ class SandboxState:
                     return persona
             return None
 
+    # WeChat Pay orders -----------------------------------------------------------------
+
+    def order(self, out_trade_no: str) -> Order | None:
+        """The order as it stands now: one still open past its time_expire is CLOSED."""
+        with self.lock:
+            order = self.orders.get(out_trade_no)
+            if order is not None:
+                self._expire(order)
+            return order
+
+    def open_orders(self) -> list[Order]:
+        with self.lock:
+            for order in self.orders.values():
+                self._expire(order)
+            return [o for o in self.orders.values() if o.trade_state in OPEN_STATES]
+
+    def _expire(self, order: Order) -> None:
+        if (order.trade_state in OPEN_STATES and order.expires_at
+                and self.now() > order.expires_at):
+            order.set_state("CLOSED")
+
     # Messages -------------------------------------------------------------------------
 
     def next_msgid(self) -> str:
@@ -948,7 +1023,7 @@ class SandboxState:
                 "oa_followers": sum(1 for f in self.followers.values() if f.subscribed),
                 "oa_qr_tickets": len(self.qr_tickets), "orders": len(self.orders),
                 "orders_paid": sum(1 for o in self.orders.values()
-                                   if o.trade_state == "SUCCESS"),
+                                   if o.trade_state in PAID_STATES),
                 "personas": len(self.personas), "deliveries": len(self.deliveries),
                 "calls": sum(self.calls.values()),
             }
