@@ -553,6 +553,21 @@ def test_a_refund_notification_is_acknowledged_and_kept(company, contract, sandb
     assert Receipt.objects.count() == 0
 
 
+def test_the_sandboxs_refund_notification_passes_verification_and_is_kept(
+        company, contract, sandbox):
+    order = pay.create_pay_order(actor=user_of(company.rep_a),
+                                 instalment=first_instalment(contract))
+    sandbox.pay(order)
+
+    sandbox.api("/simulate/refund", {"out_trade_no": order.out_trade_no, "amount": 100})
+    inbox.drain()
+
+    assert sandbox.posted == [204, 204]
+    row = InboxMessage.objects.get(kind="pay:REFUND.SUCCESS")
+    assert row.status == "ignored"
+    assert Receipt.objects.count() == 1  # the refund does not come off it yet (a limitation)
+
+
 def test_money_for_a_cancelled_contract_marks_the_order_paid_without_a_receipt(
         company, contract, sandbox):
     order = pay.create_pay_order(actor=user_of(company.rep_a),
@@ -642,7 +657,7 @@ def test_an_order_closed_at_tencent_or_expired_is_closed_here(company, contract,
                                         instalment=first_instalment(contract))
     expired = pay.create_pay_order(actor=user_of(company.rep_a),
                                    instalment=contract.instalments.get(seq=2))
-    sandbox.state.orders[closed_there.out_trade_no].trade_state = "CLOSED"
+    sandbox.api(f"/orders/{closed_there.out_trade_no}/close")
     _age(closed_there, 6)
     _age(expired, 130)
     PayOrder.objects.filter(pk=expired.pk).update(
@@ -659,6 +674,25 @@ def test_an_order_closed_at_tencent_or_expired_is_closed_here(company, contract,
     body = page.get(reverse("wechat:payorder_detail", args=[expired.pk])).content.decode()
     assert "此二维码已不能支付。" in body and "重新生成二维码" in body
     assert "every 3s" not in body
+
+
+def test_an_order_still_being_paid_stays_open_and_a_failed_expired_one_closes(
+        company, contract, sandbox):
+    paying = pay.create_pay_order(actor=user_of(company.rep_a),
+                                  instalment=first_instalment(contract))
+    failed = pay.create_pay_order(actor=user_of(company.rep_a),
+                                  instalment=contract.instalments.get(seq=2))
+    sandbox.api(f"/orders/{paying.out_trade_no}/state", {"trade_state": "USERPAYING"})
+    sandbox.api(f"/orders/{failed.out_trade_no}/state", {"trade_state": "PAYERROR"})
+    _age(paying, 6)
+    _age(failed, 130)
+    PayOrder.objects.filter(pk=failed.pk).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=10))
+
+    assert pay.query_open_orders() == {"open": 1, "closed": 1}
+
+    assert dict(PayOrder.objects.values_list("pk", "status")) == {
+        paying.pk: "open", failed.pk: "closed"}
 
 
 def test_a_payment_after_the_order_was_closed_here_is_still_recorded(company, contract,
