@@ -33,7 +33,8 @@ bp = Blueprint("pay", __name__)
 
 # Limitation: Native orders only (no JSAPI, H5 or App orders), and no refund or bill API:
 # a refund is made with the control API (POST /sandbox/api/simulate/refund), which posts
-# its REFUND.SUCCESS notification, but the app cannot ask for one or query it here.
+# its REFUND.SUCCESS notification; it always succeeds (no REFUND.ABNORMAL or
+# REFUND.CLOSED), and the app cannot ask for one or query it here.
 
 PREFIX = "/pay"
 AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"

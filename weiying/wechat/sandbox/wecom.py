@@ -219,6 +219,9 @@ def batch_get_by_user() -> Response:
         ], next_cursor=next_cursor)
 
 
+# Limitation: the corp tag library is only seeded (seed "corp_tags"): add_corp_tag,
+# edit_corp_tag, del_corp_tag and mark_tag are not served, and no change_external_tag
+# callback is posted.
 @bp.route("/cgi-bin/externalcontact/get_corp_tag_list", methods=["POST"])
 @api
 def get_corp_tag_list() -> Response:
