@@ -91,6 +91,33 @@ def test_second_followup_keeps_the_first_response(company, clock):
     assert lead.last_activity_at == NOW + 5 * HOUR
 
 
+def test_a_followup_on_a_lead_of_a_known_customer_is_the_customers_too(company, clock):
+    customer = make_customer(company.rep_a)
+    lead = make_lead(company.rep_a, customer=customer)
+
+    followup = log_followup(actor=user_of(company.rep_a), kind="wechat", note="加了企微",
+                            lead=lead, next_at=NOW + 24 * HOUR)
+
+    customer.refresh_from_db()
+    assert (followup.lead, followup.customer) == (lead, customer)
+    assert customer.status == "contacted"
+    assert (customer.last_followup_at, customer.next_followup_at) == (NOW, NOW + 24 * HOUR)
+    assert Lead.objects.get(pk=lead.pk).status == "contacted"
+    event = DomainEvent.objects.get(name="followup.logged")
+    assert (event.data["lead_id"], event.data["customer_id"]) == (lead.pk, customer.pk)
+
+
+def test_a_leads_customer_outside_the_scope_gets_only_the_lead_followup(company, clock):
+    customer = make_customer(company.rep_a2)
+    lead = make_lead(company.rep_a, customer=customer)
+
+    followup = log_followup(actor=user_of(company.rep_a), kind="call", note="只记线索",
+                            lead=lead)
+
+    assert (followup.lead, followup.customer) == (lead, None)
+    assert Customer.objects.get(pk=customer.pk).last_followup_at is None
+
+
 def test_disqualified_lead_keeps_its_status(company, clock):
     lead = make_lead(company.rep_a, status="disqualified")
 

@@ -87,3 +87,31 @@ def test_converted_or_disqualified_leads_cannot_be_converted(company, make_lead)
     with pytest.raises(InvalidTransition) as exc:
         convert_lead(actor=user_of(company.rep_a), lead=other)
     assert exc.value.code == "lead_disqualified"
+
+
+def test_a_lead_that_came_in_as_a_customer_converts_to_that_customer(company, make_lead):
+    # given: a WeCom add through a channel code made the customer and a lead linked to it
+    wecom = create_customer(actor=None, name="刘女士", owner=company.rep_a, source="wecom")
+    lead = make_lead(owner=company.rep_a, name="刘女士", phone="", source="wecom",
+                     customer=wecom)
+
+    # when: the rep taps "convert" (no customer picked)
+    customer, opportunity = convert_lead(actor=user_of(company.rep_a), lead=lead)
+
+    # then: the lead stays with its customer; no second 刘女士 is made
+    assert customer == wecom and opportunity.customer == wecom
+    assert Lead.objects.get(pk=lead.pk).customer == wecom
+    assert Customer.objects.count() == 1
+
+
+def test_a_leads_customer_outside_the_scope_is_not_used_for_the_conversion(company,
+                                                                            make_lead):
+    theirs = create_customer(actor=None, name="钱女士", owner=company.rep_a2, source="wecom")
+    lead = make_lead(owner=company.rep_a, name="钱女士", phone="", source="wecom",
+                     customer=theirs)
+
+    customer, _opportunity = convert_lead(actor=user_of(company.rep_a), lead=lead,
+                                          create_opportunity=False)
+
+    assert customer != theirs and customer.owner == company.rep_a
+    assert Lead.objects.get(pk=lead.pk).customer == customer

@@ -86,6 +86,11 @@ def log_followup(
     if customer is None and lead is None:
         raise ValidationFailed(_("Choose the customer or lead you followed up."),
                                field="customer")
+    if customer is None and lead is not None and lead.customer_id is not None:
+        # A lead that came in as a known customer (a WeCom add through a channel code):
+        # following up the lead is following up the customer, so the customer's timeline,
+        # last follow-up and pool clock move too. Outside the actor's scope: the lead only.
+        customer = scoped(Customer.objects.all(), actor).filter(pk=lead.customer_id).first()
     if customer is not None:
         customer = (
             scoped(Customer.objects.select_for_update(of=("self",)), actor)

@@ -363,8 +363,8 @@ def convert_lead(
     *, actor: Any, lead: Lead, customer: Any = None, create_opportunity: bool = True,
     opportunity_name: str = "", amount: Any = None, expected_close: dt.date | None = None,
 ) -> tuple[Any, Any]:
-    """Turn a lead into a customer (new, or the existing `customer` given) and, unless told
-    otherwise, an opportunity. A new customer that duplicates an existing one raises
+    """Turn a lead into a customer (new, the existing `customer` given, or else the one the
+    lead came in as) and, unless told otherwise, an opportunity. A new customer that duplicates an existing one raises
     Conflict "duplicate_customer": offer to link the lead to that customer instead.
 
     The lead keeps its history (its follow-ups are also linked to the customer).
@@ -378,6 +378,11 @@ def convert_lead(
     lead = _locked(actor, lead)
     _check_open(lead)
 
+    if customer is None and lead.customer_id is not None:
+        # The lead came in as a known customer (a WeCom add): convert to that one rather
+        # than make a second record of the same person (one outside the actor's scope is
+        # not theirs to use: a new customer then, as for any lead).
+        customer = _visible(Customer.objects, actor).filter(pk=lead.customer_id).first()
     if customer is not None:
         customer = _visible(Customer.objects, actor).filter(pk=customer.pk).first()
         if customer is None:
