@@ -694,3 +694,32 @@ def test_a_retry_by_someone_else_is_refused_and_changes_nothing(wecom_ids, login
 
     assert response.status_code == 403
     assert OutboxMessage.objects.get(pk=dead.pk).status == "dead"
+
+
+def test_a_ticket_past_its_deadline_tells_its_assignee_and_their_manager_once(
+        wecom_ids, fake_wecom, clock, django_capture_on_commit_callbacks):
+    from weiying.pipeline.models import Ticket
+    from weiying.pipeline.tasks_tickets import log_sla_breaches
+
+    customer = Customer.objects.create(name="售后公司", name_key="售后公司", owner=wecom_ids.rep_a,
+                                       department=wecom_ids.team_a, last_activity_at=NOW)
+    ticket = Ticket.objects.create(
+        number="SH-0001", title="设备无法开机", customer=customer, owner=wecom_ids.rep_a,
+        department=wecom_ids.team_a, priority="high", status="open",
+        opened_at=NOW - dt.timedelta(hours=10), respond_by=NOW - dt.timedelta(hours=2),
+        resolve_by=NOW + dt.timedelta(hours=20))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        log_sla_breaches()
+    with django_capture_on_commit_callbacks(execute=True):
+        log_sla_breaches()  # the next run: already announced
+    event = DomainEvent.objects.get(name="ticket.sla_breached")
+    subscribers.push_sla_breached(event)  # replayed
+
+    sent = sorted(fake_wecom.sent, key=lambda body: body["touser"])
+    assert [body["touser"] for body in sent] == sorted([USERIDS["rep_a"], USERIDS["manager_a"]])
+    card = sent[0]["textcard"]
+    assert card["title"] == "已超时：SH-0001"
+    assert card["url"] == f"http://127.0.0.1:8000/pipeline/tickets/{ticket.pk}/"
+    assert "首次响应" in card["description"]
+    assert OutboxMessage.objects.filter(kind="ticket.sla_breached").count() == 2

@@ -42,7 +42,7 @@ EVENT_NAMES = {
     "contract.cancelled", "contract.completed",
     "receipt.recorded", "delivery.recorded", "delivery.accepted",
     "payorder.created", "payorder.paid", "payorder.closed",
-    "ticket.opened", "ticket.closed",
+    "ticket.opened", "ticket.closed", "ticket.sla_breached",
     "department.created", "department.moved", "department.updated",
     "employee.created", "employee.updated", "employee.transferred", "employee.leader_changed",
     "employee.left",

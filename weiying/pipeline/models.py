@@ -438,6 +438,9 @@ class Ticket(models.Model):
     resolve_by = models.DateTimeField(_("resolve by"))
     responded_at = models.DateTimeField(_("responded at"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    # When the breach of each deadline was announced (ticket.sla_breached), so it is once.
+    respond_breach_at = models.DateTimeField(null=True, blank=True, editable=False)
+    resolve_breach_at = models.DateTimeField(null=True, blank=True, editable=False)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     resolution = models.TextField(_("resolution"), blank=True)
 

@@ -154,3 +154,40 @@ def push_followup_due(event: DomainEvent) -> None:
         )
     push.enqueue(kind="followup.due", employee=plan.owner, content=content,
                  dedup_key=f"followup.due:{plan.pk}:{int(plan.next_at.timestamp())}")
+
+
+@events.subscribe("ticket.sla_breached")
+def push_sla_breached(event: DomainEvent) -> None:
+    """A service ticket past a deadline: its assignee and the person they answer to."""
+    from weiying.pipeline.models import Ticket
+
+    ticket = (Ticket.objects.select_related("owner__department", "owner__user", "customer")
+              .filter(pk=event.subject_id).first())
+    step = event.data.get("step")
+    if ticket is None or ticket.owner is None or ticket.owner_id != event.data.get("owner_id"):
+        return  # reassigned since: the new assignee's own deadline counts
+    done = ticket.responded_at if step == "respond" else ticket.resolved_at
+    if done is not None:
+        return  # done since
+    deadline = ticket.respond_by if step == "respond" else ticket.resolve_by
+    with in_company_language():
+        content = push.textcard(
+            title=_("Past its deadline: %(number)s") % {"number": ticket.number},
+            lines=[
+                ticket.title,
+                _("Customer: %(name)s") % {"name": ticket.customer.name},
+                (_("The first response was due at %(time)s") if step == "respond"
+                 else _("The resolution was due at %(time)s")) % {"time": local(deadline)},
+                _("Assigned to %(name)s") % {"name": ticket.owner.name},
+            ],
+            url=push.absolute_url("pipeline:ticket_detail", ticket.pk), button=_("Open it"),
+        )
+    people = [ticket.owner]
+    manager = audience.managers_of([ticket.owner]).get(ticket.owner_id)
+    if manager is not None and manager.pk != ticket.owner_id and audience.sees(
+            manager, Ticket, [ticket.pk]):
+        people.append(manager)
+    for person in people:
+        push.enqueue(kind="ticket.sla_breached", employee=person, content=content,
+                     dedup_key=f"ticket.sla_breached:{ticket.pk}:{step}:"
+                               f"{int(deadline.timestamp())}:to:{person.pk}")

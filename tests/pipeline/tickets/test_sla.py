@@ -94,9 +94,41 @@ def test_periodic_check_logs_active_breaches_only(company, board, caplog):
     with f.frozen(NOW), caplog.at_level(logging.INFO, logger="weiying.pipeline.tasks_tickets"):
         counts = log_sla_breaches()
     # done_late is closed; responded_late was responded to, its resolution is not yet due.
-    assert counts == {"total": 1, "respond": 1, "resolve": 0}
+    assert counts == {"total": 1, "respond": 1, "resolve": 0, "announced": 1}
     record = caplog.records[-1]
     assert record.levelname == "WARNING"
     assert record.ticket_ids == [board["late_response"].pk]
     board["late_response"].refresh_from_db()
     assert board["late_response"].status == "open"
+
+
+def test_each_breached_deadline_is_announced_once(company, board):
+    from weiying.core.models import DomainEvent
+
+    with f.frozen(NOW):
+        first = log_sla_breaches()
+        again = log_sla_breaches()
+
+    events = DomainEvent.objects.filter(name="ticket.sla_breached")
+    assert (first["announced"], again["announced"]) == (1, 0)
+    assert [(e.subject_id, e.data["step"], e.data["owner_id"]) for e in events] == [
+        (str(board["late_response"].pk), "respond", board["late_response"].owner_id)]
+
+
+def test_new_deadlines_after_a_priority_change_are_announced_again(company, board):
+    from weiying.core.models import DomainEvent
+    from weiying.pipeline.services import tickets as services
+
+    late = board["late_response"]
+    with f.frozen(NOW):
+        log_sla_breaches()
+        services.change_priority(actor=user_of(company.admin), ticket=late, priority="urgent")
+        late.refresh_from_db()
+        assert (late.respond_breach_at, late.respond_by > NOW) == (None, True)
+        assert log_sla_breaches()["announced"] == 0  # the new deadline is still ahead
+    with f.frozen(NOW + 100 * H):
+        assert log_sla_breaches()["announced"] >= 1
+
+    steps = list(DomainEvent.objects.filter(name="ticket.sla_breached", subject_id=str(late.pk))
+                 .values_list("data__step", flat=True))
+    assert steps.count("respond") == 2

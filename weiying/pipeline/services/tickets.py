@@ -288,7 +288,8 @@ def reopen_ticket(*, actor: Any, ticket: Ticket, reason: str) -> Ticket:
     _check_transition(ticket, "reopen")
     if not reason:
         raise ValidationFailed(_("Say why the ticket is reopened."), field="reason")
-    ticket, before = _transition(ticket, "reopen", resolution="", resolved_at=None)
+    ticket, before = _transition(ticket, "reopen", resolution="", resolved_at=None,
+                                 resolve_breach_at=None)
     after = audit.snapshot(ticket, _AUDITED) or {}
     audit.record(actor, "ticket.reopen", ticket, before=before, after={**after, "reason": reason})
     return ticket
@@ -325,7 +326,10 @@ def change_priority(*, actor: Any, ticket: Ticket, priority: str) -> Ticket:
     before = audit.snapshot(ticket, _AUDITED)
     ticket.priority = priority
     ticket.respond_by, ticket.resolve_by = respond_by, resolve_by
-    ticket.save(update_fields=["priority", "respond_by", "resolve_by"])
+    # New deadlines: a breach of them is news again.
+    ticket.respond_breach_at = ticket.resolve_breach_at = None
+    ticket.save(update_fields=["priority", "respond_by", "resolve_by", "respond_breach_at",
+                               "resolve_breach_at"])
     audit.record(actor, "ticket.priority", ticket, before=before,
                  after=audit.snapshot(ticket, _AUDITED))
     return ticket
