@@ -611,7 +611,8 @@ def test_the_summary_takes_the_same_queries_for_six_people_or_sixty(day_world):
     rep = Role.objects.get(code="rep")
     for n in range(54):
         Employee.objects.create(number=f"X{n:03d}", name=f"新人{n}", department=day_world.team_b,
-                                role=rep, path=f"{90000000 + n:08d}", wecom_userid=f"x{n}")
+                                department_path=day_world.team_b.path, role=rep,
+                                path=f"{90000000 + n:08d}", wecom_userid=f"x{n}")
     OutboxMessage.objects.all().delete()
 
     with CaptureQueriesContext(connection) as many:

@@ -108,7 +108,7 @@ def visible_employees(user: Any) -> QuerySet[Any]:
         return qs.filter(tree.subtree_q("path", me.path))
     if kind == DataScope.DEPARTMENT:
         return qs.filter(department_id=me.department_id)
-    return qs.filter(tree.subtree_q("department__path", me.department.path))
+    return qs.filter(tree.subtree_q("department_path", me.department.path))
 
 
 def follow_owner(employee: Any, department: Any) -> dict[str, int]:

@@ -789,6 +789,7 @@ class _Generator:
         for e in self.emps:
             self.w.new(Employee,
                 id=e.id, number=e.number, name=e.name, department_id=e.dept.id,
+                department_path=e.dept.path,
                 position=e.position, level=e.level,
                 leader_id=e.leader.id if e.leader else None, path=e.path, hire_date=e.hire,
                 status="left" if e.leave else ("probation" if e.probation else "active"),

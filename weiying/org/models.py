@@ -100,6 +100,9 @@ class Employee(models.Model):
         verbose_name=_("direct leader"),
     )
     path = models.CharField(max_length=255, unique=True, editable=False)
+    # The department's path, copied here so "everyone in this subtree" is one range on an
+    # index of this table (no join); org.services keeps it in step on transfers and moves.
+    department_path = models.CharField(max_length=255, editable=False, default="")
     hire_date = models.DateField(_("hire date"), null=True, blank=True)
     status = models.CharField(
         _("status"), max_length=16, choices=EmployeeStatus.choices, default=EmployeeStatus.ACTIVE
@@ -121,7 +124,10 @@ class Employee(models.Model):
     class Meta:
         verbose_name = _("employee")
         verbose_name_plural = _("employees")
-        indexes = [models.Index(fields=["department", "status"], name="employee_dept_status_idx")]
+        indexes = [
+            models.Index(fields=["department", "status"], name="employee_dept_status_idx"),
+            models.Index(fields=["department_path", "id"], name="employee_dept_path_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.number})"

@@ -28,7 +28,7 @@ def subtree_departments(department: Department) -> QuerySet[Department]:
 
 def subtree_employees(department: Department) -> QuerySet[Employee]:
     """Everyone in the department and below it: one indexed range on the department path."""
-    return Employee.objects.filter(tree.subtree_q("department__path", department.path))
+    return Employee.objects.filter(tree.subtree_q("department_path", department.path))
 
 
 def reporting_line(employee: Employee, *, include_self: bool = True) -> QuerySet[Employee]:
@@ -99,7 +99,7 @@ def employees_queryset(
     if q:
         qs = qs.filter(Q(name__icontains=q) | Q(number__icontains=q))
     if department is not None:
-        qs = qs.filter(tree.subtree_q("department__path", department.path))
+        qs = qs.filter(tree.subtree_q("department_path", department.path))
     if status:
         qs = qs.filter(status=status)
     if role:

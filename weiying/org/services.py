@@ -209,6 +209,7 @@ def move_department(*, actor: Any, department: Department, parent: Department,
     old_path = department.path
     new_path = tree.child_path(parent.path, department.pk)
     tree.move_subtree(Department.objects.all(), "path", old_path, new_path)
+    tree.move_subtree(Employee.objects.all(), "department_path", old_path, new_path)
     shift = tree.depth(new_path) - tree.depth(old_path)
     if shift:
         Department.objects.filter(tree.subtree_q("path", new_path)).update(
@@ -277,7 +278,8 @@ def create_employee(
         number=number, name=name, department=department, leader=leader, role=role,
         position=_clean_text(position), level=_clean_text(level), hire_date=hire_date,
         phone=_clean_phone(phone), email=_clean_email(email), city=_clean_text(city),
-        path=_placeholder(), wecom_userid=_clean_text(wecom_userid),
+        path=_placeholder(), department_path=department.path,
+        wecom_userid=_clean_text(wecom_userid),
     )
     employee.path = tree.child_path(leader.path if leader else "", employee.pk)
     employee.save(update_fields=["path"])
@@ -408,7 +410,8 @@ def transfer_employee(*, actor: Any, employee: Employee, department: Department,
     _check_open_department(department)
     before = {"department": employee.department_id}
     employee.department = department
-    employee.save(update_fields=["department"])
+    employee.department_path = department.path
+    employee.save(update_fields=["department", "department_path"])
     moved = follow_owner(employee, department)
     audit.record(actor, "employee.transfer", employee, before=before,
                  after={"department": department.pk, "records_moved": moved})
