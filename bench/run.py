@@ -242,8 +242,8 @@ def _hand_scope(user_pk: int) -> tuple[str, str]:
 
 
 SUBTREE_SQL = """
-SELECT e.id FROM org_employee e JOIN org_department d ON d.id = e.department_id
-WHERE d.path >= %s AND d.path < %s ORDER BY e.id
+SELECT e.id FROM org_employee e
+WHERE e.department_path >= %s AND e.department_path < %s ORDER BY e.id
 """
 
 
