@@ -6,8 +6,9 @@ encrypted callbacks and signed Pay notifications to the live server from its own
 thread, as Tencent does. In a real browser: a manager makes a channel code for rep A, a
 customer adds rep A through it, the lead and its WeCom card reach rep A, who signs in inside
 WeCom on a phone, logs a follow-up and converts the lead; the manager sees the follow-up;
-the customer pays an instalment by WeChat Pay, the order pages turn paid by themselves, and
-the channel's figures show the money it brought.
+rep A opens the customer's contract on the phone and collects an instalment by WeChat Pay,
+the order pages (phone and desk) turn paid by themselves, and the channel's figures show the
+money it brought.
 """
 
 from __future__ import annotations
@@ -203,6 +204,9 @@ def test_channel_code_to_lead_to_follow_up_to_wechat_pay_through_the_sandbox(
 
         message = wait_for("the lead.assigned card in rep A's WeCom", card)
         assert lead.name in message["content"]["title"] and not message["dropped"]
+        # a person with no company: no "公司：—" line; the source and the channel named
+        assert message["content"]["description"] == (
+            f'<div class="gray">来源：企业微信 · 渠道：{channel_name}</div>')
         sent = OutboxMessage.objects.get(kind="lead.assigned")
         assert (sent.status, sent.to_userid, sent.wecom_msgid) == (
             OutboxStatus.SENT, REP_A, message["msgid"])
@@ -224,6 +228,8 @@ def test_channel_code_to_lead_to_follow_up_to_wechat_pay_through_the_sandbox(
         assert lead.name in mine.inner_text()
         mine.click()
         phone.wait_for_url(lead_url)
+        customer_url = reverse("mobile:customer_detail", args=[lead.customer_id])
+        assert phone.locator(f"a[href='{customer_url}']").count() == 1  # came in as it
         phone.click(f"a[href='{reverse('mobile:followup_new')}?lead={lead.pk}']")
         phone.click("label:has(input[name=kind][value=wechat])")
         phone.fill("textarea[name=note]", note)
@@ -262,26 +268,38 @@ def test_channel_code_to_lead_to_follow_up_to_wechat_pay_through_the_sandbox(
         desk.locator("#timeline li.tl-followup", has_text=note).wait_for()
         steps.done("5 manager sees the follow-up")
 
-        # 6. WeChat Pay: finance collects instalment 1 of the customer's signed contract at
-        # the desk (on a phone the desk contract page is wider than the screen, the button
-        # off to the right), and rep A turns the order's phone page to the customer
+        # 6. WeChat Pay: rep A, with the customer, opens the contract on the phone (lead →
+        # customer → contract), taps "collect" on instalment 1 and turns the order's phone
+        # page to the customer; finance watches the same order at the desk
         contract = signed_contract(lead.customer, product)
         first = contract.instalments.order_by("seq").first()
         assert first is not None
-        contract_url = f"{base}{reverse('pipeline:contract_detail', args=[contract.pk])}"
+        phone_contract = reverse("mobile:contract_detail", args=[contract.pk])
+        phone.goto(lead_url)
+        phone.click(f"a[href='{customer_url}']")
+        phone.wait_for_url(f"{base}{customer_url}")
+        phone.click(f"a[href='{phone_contract}']")
+        phone.wait_for_url(f"{base}{phone_contract}")
+        assert phone.locator("[data-testid=contract-number]").inner_text() == contract.number
+        assert phone.locator("[data-testid=contract-outstanding]").inner_text() == "¥1,600.02"
+        # the whole page fits the phone, the collect button included
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        collect = phone.locator(f"[data-instalment='{first.pk}'] [data-testid=pay-collect]")
+        box = collect.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        collect.click()
+        phone.wait_for_url(re.compile(r"/wechat/pay/orders/\d+/show$"))
+        order = PayOrder.objects.get(instalment=first)
+        phone.locator("#pay-status .pay-qr svg.qr").wait_for()
+        assert "¥800.01" in phone.locator(".pay-amount").inner_text()
+        assert phone.url == f"{base}{reverse('wechat:payorder_show', args=[order.pk])}"
         desk.context.clear_cookies()
         sign_in(desk, base, company.finance)
-        desk.goto(contract_url)
-        desk.click(f"form:has(input[name=instalment][value='{first.pk}']) button")
-        desk.wait_for_url(re.compile(r"/wechat/pay/orders/\d+$"))
-        order = PayOrder.objects.get(instalment=first)
+        desk.goto(f"{base}{reverse('wechat:payorder_detail', args=[order.pk])}")
         desk.locator("#pay-status svg.qr").wait_for()
         assert order.code_url in desk.locator("#pay-status").inner_text()
         show = reverse("wechat:payorder_show", args=[order.pk])
         assert desk.locator(f"a[href='{show}']").count() == 1
-        phone.goto(f"{base}{show}")
-        phone.locator("#pay-status .pay-qr svg.qr").wait_for()
-        assert "¥800.01" in phone.locator(".pay-amount").inner_text()
         for page in (phone, desk):
             page.evaluate("window.__same_page = true")
         steps.done("6a pay order and QR code")
@@ -299,7 +317,13 @@ def test_channel_code_to_lead_to_follow_up_to_wechat_pay_through_the_sandbox(
         assert order.status == PayOrderStatus.PAID and order.receipt is not None
         assert (order.receipt.amount, order.receipt.contract_id) == (
             Decimal("800.01"), contract.pk)
-        # and the contract shows instalment 1 collected
+        # and the contract shows instalment 1 collected, on the phone and at the desk
+        phone.goto(f"{base}{phone_contract}")
+        settled = phone.locator(f"[data-instalment='{first.pk}'] [data-testid=settled]")
+        assert settled.inner_text() == "已收齐"
+        assert phone.locator("[data-testid=contract-collected]").inner_text() == "¥800.01"
+        assert phone.locator("[data-testid=pay-collect]").count() == 1  # instalment 2
+        contract_url = f"{base}{reverse('pipeline:contract_detail', args=[contract.pk])}"
         desk.goto(contract_url)
         plan = desk.locator("table.list", has=desk.locator("th", has_text="到期日")).locator(
             "tbody tr")  # the collection plan (到期日: due on)

@@ -244,7 +244,7 @@ PAGE_ROUTES: dict[str, Any] = {
     "wechat:outbox_retry": meta("POST only (405 on GET), settings.manage; queues a message that "
                                 "was given up again; no records shown"),
     # --- phone pages ---
-    "mobile:my_day": lst("foll", "lead", "oppo", "cust", mine=True),
+    "mobile:my_day": lst("foll", "lead", "oppo", "cust", "ctrt", mine=True),
     "mobile:followup_new": (
         detail("customer", query="customer"),
         detail("lead", query="lead"),
@@ -259,6 +259,10 @@ PAGE_ROUTES: dict[str, Any] = {
     "mobile:customers": lst("cust", variants=({}, {"q": "MK"}), mine=True),
     "mobile:customer_detail": detail("customer"),
     "mobile:customer_claim": action("customer", form=True),
+    "mobile:contract_detail": detail("contract"),
+    "mobile:contract_action": tuple(
+        {**action("contract", CONTRACT_FORM, form=True), "slug": a} for a in _contract_actions()
+    ),
     "mobile:pool": lst("cust", variants=({}, {"q": "MK"})),
 }
 

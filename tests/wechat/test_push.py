@@ -275,6 +275,21 @@ def test_an_assigned_lead_is_a_card_to_its_new_owner(wecom_ids, fake_wecom, cloc
     assert fake_wecom.to("qianxs") == []
 
 
+def test_a_lead_card_leaves_out_empty_lines_and_names_the_channel(
+        wecom_ids, fake_wecom, clock, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        new_lead(wecom_ids.manager_a, "刘女士", wecom_ids.rep_a, source="wecom",
+                 channel="展会2026")
+        new_lead(wecom_ids.manager_a, "王女士", wecom_ids.rep_a, interest="年度服务")
+
+    cards = {b["textcard"]["title"]: b["textcard"]["description"] for b in fake_wecom.sent}
+    assert cards == {
+        "给你的新线索：刘女士": '<div class="gray">来源：企业微信 · 渠道：展会2026</div>',
+        "给你的新线索：王女士": ('<div class="gray">来源：网页表单</div>'
+                          '<div class="gray">意向：年度服务</div>'),
+    }
+
+
 def test_a_replayed_assignment_event_is_still_one_message(wecom_ids, fake_wecom, clock,
                                                           django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
@@ -359,7 +374,8 @@ def test_a_contract_waiting_for_approval_goes_to_the_nearest_approver(
     assert sent["wangjl"]["title"] == f"待你审批：{contract_a.number}"
     assert "上海甲公司" in sent["wangjl"]["description"]
     assert "¥800.00" in sent["wangjl"]["description"] and "20.0%" in sent["wangjl"]["description"]
-    assert sent["wangjl"]["url"] == f"http://127.0.0.1:8000/pipeline/contracts/{contract_a.pk}/"
+    # the phone contract page, where the approver approves or rejects with one tap
+    assert sent["wangjl"]["url"] == f"http://127.0.0.1:8000/m/contracts/{contract_a.pk}/"
 
 
 def test_a_department_head_above_the_owner_is_asked_too(wecom_ids, fake_wecom, clock, product,
@@ -444,6 +460,8 @@ def test_overdue_instalments_go_to_the_owner_and_their_manager_once_a_day(wecom_
     assert to == [("lilei", "回款逾期：HT-甲 第 1 期"), ("qianxs", "回款逾期：HT-乙 第 1 期"),
                   ("sunjl", "回款逾期：HT-乙 第 1 期"), ("wangjl", "回款逾期：HT-甲 第 1 期")]
     assert "¥400.00" in fake_wecom.to("lilei")[0]["textcard"]["description"]
+    assert fake_wecom.to("lilei")[0]["textcard"]["url"] == (
+        f"http://127.0.0.1:8000/m/contracts/{late_a.contract_id}/")
 
     jobs.push_overdue_instalments(today=today + dt.timedelta(days=1))
     assert OutboxMessage.objects.filter(kind="instalment.overdue").count() == 8

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from weiying.core.errors import Conflict, NotFound, ValidationFailed
 from weiying.core.permissions import employee_of, has_perm
+from weiying.core.scope import scoped
 from weiying.customers import selectors, services
 from weiying.web.errors import domain_errors
 
@@ -49,7 +50,22 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_claim": customer.in_pool and has_perm(request.user, "pool.claim"),
         "can_unmask": has_perm(request.user, "customer.unmask"),
         "wecom_external_id": _wecom_chat_with(request, customer),
+        "contracts": _contracts(request, customer),
     })
+
+
+CONTRACT_ROWS = 10
+
+
+def _contracts(request: HttpRequest, customer: object) -> list[object]:
+    """The customer's contracts the signed-in rep may see, newest first (a contract is scoped
+    by its own owner, not by the customer's). Read through the reverse relation the
+    pipeline's contract table declares; customers never imports the pipeline's pages."""
+    contracts = getattr(customer, "contracts", None)
+    if contracts is None:
+        return []
+    return list(scoped(contracts.all(), request.user).order_by("-created_at", "-pk")
+                [:CONTRACT_ROWS])
 
 
 def _wecom_chat_with(request: HttpRequest, customer: object) -> str:

@@ -18,6 +18,7 @@ from weiying.core.scope import scoped
 from weiying.customers.models import Customer
 from weiying.pipeline.choices import FollowUpKind, LeadStatus
 from weiying.pipeline.models import Lead
+from weiying.pipeline.selectors.contracts import due_collections
 from weiying.pipeline.selectors.followups import due_followups
 from weiying.pipeline.selectors.opportunities import closing_this_month
 from weiying.pipeline.views.followups import (
@@ -30,6 +31,7 @@ from weiying.pipeline.views.followups import (
 from weiying.web.errors import domain_errors
 
 ROWS = 20
+COLLECT_AHEAD = dt.timedelta(days=7)  # "this week": what falls due in the next seven days
 
 
 def _url(name: str, *args: Any, query: str = "") -> str:
@@ -76,13 +78,17 @@ def my_day(request: HttpRequest) -> HttpResponse:
     for customer in recycling:
         customer.url = (_url("mobile:customer_detail", customer.pk)
                         or _followup_url("customer", customer.pk))
+    collections = list(due_collections(request.user, me, until=today + COLLECT_AHEAD)[:ROWS])
+    for i in collections:
+        i.overdue = i.due_on < today
+        i.url = reverse("mobile:contract_detail", args=[i.contract_id])
     closing = list(closing_this_month(request.user, me, today=today)[:ROWS])
     for o in closing:
         o.url = reverse("pipeline:opportunity_detail", args=[o.pk])
         o.late = o.expected_close is not None and o.expected_close < today
     return render(request, "mobile/my_day.html", {
         "me": me, "today": today, "due": due, "leads": leads, "recycling": recycling,
-        "closing": closing,
+        "collections": collections, "closing": closing,
     })
 
 

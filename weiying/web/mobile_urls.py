@@ -6,7 +6,7 @@ app_name = "mobile"
 urlpatterns: list = []
 
 for _module in ["weiying.pipeline.mobile_day", "weiying.pipeline.mobile_leads",
-                "weiying.customers.mobile"]:
+                "weiying.pipeline.mobile_contracts", "weiying.customers.mobile"]:
     try:
         _mod = importlib.import_module(_module)
     except ModuleNotFoundError as exc:

@@ -64,7 +64,7 @@ def _overdue_card(row: Instalment, today: dt.date) -> dict[str, Any]:
                     "date": row.due_on.isoformat(), "days": (today - row.due_on).days},
                 _("Outstanding: %(amount)s") % {"amount": format_cny(row.outstanding)},
             ],
-            url=push.absolute_url("pipeline:contract_detail", contract.pk), button=_("Details"),
+            url=push.absolute_url("mobile:contract_detail", contract.pk), button=_("Details"),
         )
 
 

@@ -64,21 +64,25 @@ def _context(request: HttpRequest, order: PayOrder) -> dict[str, object]:
 @domain_errors
 @require_POST
 def payorder_new(request: HttpRequest, pk: int) -> HttpResponse:
+    """Make (or reuse) the order of one instalment. `phone=1` comes from the phone pages:
+    the order opens on its phone page, a refusal goes back to the phone contract page."""
     contract = scoped_or_404(Contract.objects.all(), request.user, pk=pk)
+    phone = request.POST.get("phone") == "1"
+    back = "mobile:contract_detail" if phone else "pipeline:contract_detail"
     raw = request.POST.get("instalment", "")
     instalment = (Instalment.objects.filter(contract=contract, pk=int(raw)).first()
                   if raw.isdigit() else None)
     if instalment is None:
         messages.error(request, _("Pick an instalment of this contract to collect."))
-        return redirect("pipeline:contract_detail", pk=contract.pk)
+        return redirect(back, pk=contract.pk)
     try:
         order = pay.create_pay_order(actor=request.user, instalment=instalment)
     except (NotFound, PermissionDenied):
         raise
     except DomainError as exc:
         messages.error(request, str(exc.message))
-        return redirect("pipeline:contract_detail", pk=contract.pk)
-    return redirect("wechat:payorder_detail", pk=order.pk)
+        return redirect(back, pk=contract.pk)
+    return redirect("wechat:payorder_show" if phone else "wechat:payorder_detail", pk=order.pk)
 
 
 @login_required

@@ -63,10 +63,15 @@ def local(at: dt.datetime) -> str:
 
 def lead_card(lead: Lead) -> dict[str, Any]:
     with in_company_language():
-        lines = [
-            _("Company: %(company)s") % {"company": lead.company_name or "—"},
-            _("Source: %(source)s") % {"source": lead.get_source_display()},
-        ]
+        # Only the lines that say something: no "Company: —" for a person on their own.
+        lines = []
+        if lead.company_name:
+            lines.append(_("Company: %(company)s") % {"company": lead.company_name})
+        if lead.channel:
+            lines.append(_("Source: %(source)s · channel: %(channel)s") % {
+                "source": lead.get_source_display(), "channel": lead.channel})
+        else:
+            lines.append(_("Source: %(source)s") % {"source": lead.get_source_display()})
         if lead.interest:
             lines.append(_("Interested in: %(what)s") % {"what": lead.interest})
         return push.textcard(
@@ -128,7 +133,7 @@ def push_approval_requested(event: DomainEvent) -> None:
                     "discount": f"{contract.max_discount * 100:.1f}"},
                 _("Submitted by %(name)s") % {"name": contract.owner.name},
             ],
-            url=push.absolute_url("pipeline:contract_detail", contract.pk),
+            url=push.absolute_url("mobile:contract_detail", contract.pk),
             button=_("Review"),
         )
     for approver in audience.approvers_for(contract):

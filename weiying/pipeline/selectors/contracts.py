@@ -26,6 +26,7 @@ from django.utils import timezone
 from weiying.core.errors import NotFound
 from weiying.core.money import MONEY_FIELD, ZERO, money
 from weiying.core.scope import scoped
+from weiying.pipeline.choices import ContractStatus
 from weiying.pipeline.models import Contract, ContractLine, Instalment, Quote, Receipt
 from weiying.pipeline.services.contracts import SOLD_STATUSES
 
@@ -65,6 +66,16 @@ def contract_detail(user: Any, pk: int) -> Contract:
     if contract is None:
         raise NotFound()
     return contract
+
+
+def due_collections(user: Any, owner: Any, *, until: dt.date) -> QuerySet[Instalment]:
+    """The owner's instalments due by `until` and not collected in full, late ones first; the
+    rows the overdue card counts (live contracts), read through the user's scope."""
+    return (scoped(Instalment.objects.all(), user)
+            .filter(contract__owner=owner, due_on__lte=until, collected__lt=F("amount"))
+            .exclude(contract__status=ContractStatus.CANCELLED)
+            .select_related("contract__customer")
+            .order_by("due_on", "pk"))
 
 
 def quotes_for(user: Any, *, status: str = "", customer: int | None = None) -> QuerySet[Quote]:

@@ -1,7 +1,8 @@
 """`{% wechat_pay_collect instalment %}`: the "collect by WeChat Pay" button of one
-instalment on the contract page. The pipeline's template loads this library and knows
-nothing else of WeChat; the tag renders nothing when WeChat Pay is not configured, when the
-instalment has nothing due, or when the viewer may not collect."""
+instalment on the contract page (`phone=True` on the phone page: WeUI, and the order opens
+on its phone page). The pipeline's template loads this library and knows nothing else of
+WeChat; the tag renders nothing when WeChat Pay is not configured, when the instalment has
+nothing due, or when the viewer may not collect."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def _open_orders(request: Any, contract_id: int) -> dict[int, PayOrder]:
 
 
 @register.inclusion_tag("wechat/pay/_collect.html", takes_context=True)
-def wechat_pay_collect(context: template.Context, instalment: Instalment) -> dict[str, Any]:
+def wechat_pay_collect(context: template.Context, instalment: Instalment,
+                       phone: bool = False) -> dict[str, Any]:
     request = context.get("request")
     if request is None or not pay.available():
         return {"show": False}
@@ -47,4 +49,4 @@ def wechat_pay_collect(context: template.Context, instalment: Instalment) -> dic
     if order is not None and order.amount != amount:
         order = None
     return {"show": True, "instalment": instalment, "contract": contract, "open_order": order,
-            "csrf_token": context.get("csrf_token")}
+            "csrf_token": context.get("csrf_token"), "phone": phone}
