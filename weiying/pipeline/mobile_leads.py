@@ -14,6 +14,8 @@ from weiying.core import audit
 from weiying.core.errors import DomainError
 from weiying.core.pagination import keyset_page
 from weiying.core.permissions import employee_of, has_perm
+from weiying.core.scope import scoped
+from weiying.customers.models import Customer
 from weiying.pipeline.selectors.leads import SORTS, lead_detail, lead_followups, leads_queryset
 from weiying.pipeline.services import leads as services
 from weiying.web.errors import domain_errors
@@ -59,9 +61,12 @@ def mobile_lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if may_call:
         audit.record(request.user, "customer.unmask", lead, after={"field": "phone",
                                                                    "for": "call"})
+    # The customer the lead came in as (a WeCom add), linked only when the rep may see it.
+    customer = lead.customer if lead.customer_id and scoped(
+        Customer.objects.filter(pk=lead.customer_id), request.user).exists() else None
     return render(request, "pipeline/mobile/lead_detail.html", {
         "lead": lead, "followups": lead_followups(request.user, lead, limit=10),
-        "may_call": may_call,
+        "may_call": may_call, "customer": customer,
         "may_convert": lead.status in services.OPEN_STATUSES
         and has_perm(request.user, "lead.edit"),
     })
