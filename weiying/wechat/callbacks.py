@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -89,11 +90,26 @@ def _store(source: str, plaintext: bytes) -> None:
     inbox.receive(source, plaintext, message)
 
 
+def _answered(request: HttpRequest, source: str, handle: Callable[[], HttpResponse]
+              ) -> HttpResponse:
+    """Run `handle`; a refusal (ours or the crypto's) is logged to the security log and
+    answered with its status and an empty body."""
+    try:
+        return handle()
+    except crypto.CryptoError as exc:
+        refused = Refused(exc.code, 400 if exc.code in ("bad_xml", "too_large") else 403)
+    except Refused as exc:
+        refused = exc
+    _security(request, source, refused)
+    return HttpResponse(status=refused.status)
+
+
 def _wecom(request: HttpRequest, source: str) -> HttpResponse:
     params = request.GET
     signature = params.get("msg_signature", "")
     timestamp, nonce = params.get("timestamp", ""), params.get("nonce", "")
-    try:
+
+    def handle() -> HttpResponse:
         box = _wecom_crypto(source)
         if request.method == "GET":
             _check_time(timestamp)
@@ -101,17 +117,11 @@ def _wecom(request: HttpRequest, source: str) -> HttpResponse:
             return HttpResponse(plain, content_type="text/plain")
         body = _body(request)
         _check_time(timestamp)
-        encrypted = crypto.envelope_encrypt(body)
-        plaintext = box.decrypt(signature, timestamp, nonce, encrypted)
+        plaintext = box.decrypt(signature, timestamp, nonce, crypto.envelope_encrypt(body))
         _store(source, plaintext)
-    except crypto.CryptoError as exc:
-        refused = Refused(exc.code, 400 if exc.code in ("bad_xml", "too_large") else 403)
-        _security(request, source, refused)
-        return HttpResponse(status=refused.status)
-    except Refused as refused:
-        _security(request, source, refused)
-        return HttpResponse(status=refused.status)
-    return HttpResponse(b"", content_type="text/plain")
+        return HttpResponse(b"", content_type="text/plain")
+
+    return _answered(request, source, handle)
 
 
 @csrf_exempt
@@ -132,7 +142,8 @@ def official_account(request: HttpRequest) -> HttpResponse:
     source = InboxSource.OA
     params = request.GET
     timestamp, nonce = params.get("timestamp", ""), params.get("nonce", "")
-    try:
+
+    def handle() -> HttpResponse:
         box = _oa_crypto()
         conf = config.current()
         if request.method == "GET" or not params.get("msg_signature"):
@@ -154,14 +165,9 @@ def official_account(request: HttpRequest) -> HttpResponse:
             plaintext = box.decrypt(params["msg_signature"], timestamp, nonce,
                                     crypto.envelope_encrypt(body))
             _store(source, plaintext)
-    except crypto.CryptoError as exc:
-        refused = Refused(exc.code, 400 if exc.code in ("bad_xml", "too_large") else 403)
-        _security(request, source, refused)
-        return HttpResponse(status=refused.status)
-    except Refused as refused:
-        _security(request, source, refused)
-        return HttpResponse(status=refused.status)
-    return HttpResponse(b"success", content_type="text/plain")
+        return HttpResponse(b"success", content_type="text/plain")
+
+    return _answered(request, source, handle)
 
 
 def _pay_fail(status: int, message: str) -> JsonResponse:
