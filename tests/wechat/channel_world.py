@@ -40,8 +40,11 @@ class Sandbox:
         path = target.path + (f"?{target.query.decode()}" if target.query else "")
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"),
                             "text/xml")
+        # Tencent's own headers (Wechatpay-Signature, …) reach the view as Django META keys.
+        meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()
+                if k.lower() != "content-type"}
         try:
-            response = Client().post(path, body, content_type=content_type)
+            response = Client().post(path, body, content_type=content_type, **meta)
         finally:
             if threading.current_thread() is not threading.main_thread():
                 connection.close()

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import user_of
+from tests.wechat import channel_world
 from tests.wechat.conftest import OA_APP_ID, PAY_APIV3_KEY, PAY_MCH_ID, PAY_PUBLIC_KEY_ID
 from weiying.core.errors import (
     DomainError,
@@ -34,7 +35,7 @@ from weiying.pipeline.models import Contract, Instalment, Receipt
 from weiying.pipeline.services import contracts as contract_services
 from weiying.wechat import client, crypto, inbox, pay
 from weiying.wechat.models import InboxMessage, PayOrder, SecurityEvent
-from weiying.wechat.sandbox import SandboxConfig, SandboxState, create_app
+from weiying.wechat.sandbox import SandboxConfig, SandboxState
 
 pytestmark = pytest.mark.django_db
 
@@ -66,33 +67,9 @@ def first_instalment(contract: Contract) -> Instalment:
     return contract.instalments.order_by("seq").first()
 
 
-class Sandbox:
+class Sandbox(channel_world.Sandbox):
     """The in-process sandbox: Pay API calls go to it through httpx's WSGI transport, and
     its notifications are posted into the Django test client (the real endpoint)."""
-
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
-        self.app = create_app(state)
-        self.http = httpx.Client(transport=httpx.WSGITransport(app=self.app),
-                                 base_url="http://sandbox")
-        self.posted: list[int] = []
-
-    def api(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self.http.post(f"/sandbox/api{path}", json=body or {})
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def deliver(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()
-                if k.lower() != "content-type"}
-        try:
-            response = Client().post(httpx.URL(url).path, body,
-                                     content_type="application/json", **meta)
-        finally:
-            if threading.current_thread() is not threading.main_thread():
-                connection.close()
-        self.posted.append(response.status_code)
-        return response.status_code
 
     def pay(self, order: PayOrder) -> str:
         """The customer scans and pays; returns the transaction id."""
