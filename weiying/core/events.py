@@ -41,6 +41,13 @@ EVENT_NAMES = {
     "contract.submitted", "contract.approved", "contract.rejected", "contract.signed",
     "contract.cancelled", "contract.completed",
     "receipt.recorded", "delivery.recorded", "delivery.accepted",
+    # operations: delivery orders (交付单) and stock
+    "delivery_order.created", "delivery_order.shipped", "delivery_order.delivered",
+    "delivery_order.accepted", "delivery_order.cancelled", "delivery_order.late",
+    "stock.reserved", "stock.released", "stock.adjusted",
+    # finance
+    "refund.recorded", "invoice.issued", "invoice.voided", "voucher.posted", "period.closed",
+    "bank_line.matched",
     "payorder.created", "payorder.paid", "payorder.closed",
     "ticket.opened", "ticket.closed", "ticket.sla_breached",
     "department.created", "department.moved", "department.updated",
