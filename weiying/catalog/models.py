@@ -57,3 +57,7 @@ class Product(models.Model):
     @property
     def ssp(self) -> Decimal:
         return self.list_price if self.standalone_price is None else self.standalone_price
+
+
+# Delivery orders live in weiying.catalog.delivery; imported here so they belong to this app.
+from weiying.catalog.delivery import DeliveryLine, DeliveryOrder  # noqa: E402, F401, I001
