@@ -41,10 +41,22 @@ STATUS_ORDER = [DeliveryStatus.PLANNED, DeliveryStatus.SHIPPED, DeliveryStatus.D
 NOT_YET_DELIVERED = (DeliveryStatus.PLANNED, DeliveryStatus.SHIPPED)
 
 
+class DataDirStorage(FileSystemStorage):
+    """Files under DATA_DIR/uploads, read from the settings on every use (not once at start)."""
+
+    @property
+    def base_location(self) -> str:  # type: ignore[override]
+        return str(Path(settings.DATA_DIR) / "uploads")
+
+    @property
+    def location(self) -> str:  # type: ignore[override]
+        return str(Path(self.base_location).resolve())
+
+
 def evidence_storage() -> FileSystemStorage:
     """Uploaded evidence lives under the data directory, never under a public URL: the
     order's page serves it to people whose scope holds the order."""
-    return FileSystemStorage(location=Path(settings.DATA_DIR) / "uploads")
+    return DataDirStorage()
 
 
 def evidence_path(order: DeliveryOrder, filename: str) -> str:

@@ -26,6 +26,7 @@ PERMISSIONS: dict[str, Any] = {
     "contract.sign": _("Mark contracts signed, cancel them"),
     "receipt.record": _("Record receipts"),
     "delivery.record": _("Record delivery and acceptance"),
+    "delivery.manage": _("Ship, deliver, accept and cancel delivery orders"),
     "ticket.edit": _("Open and work service tickets"),
     "export": _("Export lists (audited)"),
     "org.manage": _("Manage departments, employees and roles"),
@@ -54,7 +55,7 @@ BUILTIN_ROLES: list[dict[str, Any]] = [
     },
     {
         "code": "operations", "name": gettext_noop("Operations"), "data_scope": "all",
-        "permissions": ["delivery.record", "ticket.edit"],
+        "permissions": ["delivery.record", "delivery.manage", "ticket.edit", "export"],
     },
     {
         "code": "finance", "name": gettext_noop("Finance"), "data_scope": "all",
