@@ -59,5 +59,15 @@ class Product(models.Model):
         return self.list_price if self.standalone_price is None else self.standalone_price
 
 
-# Delivery orders live in weiying.catalog.delivery; imported here so they belong to this app.
+# SKUs, price lists, bundles, stock and capacity live in their own modules; imported here so
+# they belong to this app.
+from weiying.catalog.catalogue import BundleItem, PriceList, PriceListItem, Sku  # noqa: E402, F401, I001
+from weiying.catalog.stock import (  # noqa: E402, F401
+    CapacityPeriod,
+    Reservation,
+    StockLevel,
+    StockMovement,
+    Warehouse,
+)
+# Delivery orders too (weiying.catalog.delivery).
 from weiying.catalog.delivery import DeliveryLine, DeliveryOrder  # noqa: E402, F401, I001

@@ -32,6 +32,7 @@ PERMISSIONS: dict[str, Any] = {
     "org.manage": _("Manage departments, employees and roles"),
     "audit.view": _("Read the audit trail"),
     "settings.manage": _("Manage pipelines, stages and rules"),
+    "catalog.manage": _("Manage the catalogue, price lists, stock and capacity"),
     "api.tokens": _("Issue and revoke API tokens"),
 }
 
@@ -55,7 +56,8 @@ BUILTIN_ROLES: list[dict[str, Any]] = [
     },
     {
         "code": "operations", "name": gettext_noop("Operations"), "data_scope": "all",
-        "permissions": ["delivery.record", "delivery.manage", "ticket.edit", "export"],
+        "permissions": ["delivery.record", "delivery.manage", "ticket.edit", "export",
+                        "catalog.manage"],
     },
     {
         "code": "finance", "name": gettext_noop("Finance"), "data_scope": "all",
