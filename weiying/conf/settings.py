@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "weiying.catalog",
     "weiying.customers",
     "weiying.pipeline",
+    "weiying.finance",
     "weiying.api",
     "weiying.web",
     "weiying.wechat",

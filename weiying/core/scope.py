@@ -34,6 +34,9 @@ class ScopeRule:
     owner: str
     department: str | None = None
     pool: str | None = None
+    # False for history (the finance subledger): a row keeps the department it was booked in
+    # when its owner later transfers.
+    follows_owner: bool = True
 
 
 def data_scope_of(user: Any) -> str:
@@ -120,7 +123,8 @@ def follow_owner(employee: Any, department: Any) -> dict[str, int]:
     moved = {}
     for model in apps.get_models():
         rule: ScopeRule | None = getattr(model, "scope", None)
-        if rule is None or rule.department is None or "__" in rule.department:
+        if (rule is None or rule.department is None or "__" in rule.department
+                or not rule.follows_owner):
             continue  # rows scoped through a parent (instalments through their contract)
         count = (model._default_manager.filter(**{rule.owner: employee})
                  .exclude(**{f"{rule.department}_id": department.pk})

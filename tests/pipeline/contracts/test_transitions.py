@@ -245,19 +245,31 @@ def test_cancelling_a_signed_contract_takes_it_out_of_the_customer_value(
     assert DomainEvent.objects.get(name="contract.cancelled").data["was_signed"] is True
 
 
-def test_contract_with_receipts_cannot_be_cancelled(company, make_contract):
+def test_contract_with_receipts_can_be_cancelled_and_keeps_what_was_received(
+        company, make_contract):
     contract = make_contract("signed")
     svc.record_receipt(actor=user_of(company.finance), contract=contract, amount="500.00",
                        received_on=timezone.localdate(), method="bank")
-    with pytest.raises(Conflict) as exc:
-        svc.cancel_contract(actor=user_of(company.manager_a), contract=contract,
-                            reason="撤单")
-    assert exc.value.code == "receipts_not_refunded"
-    assert str(exc.value.message) == (
-        "¥500.00 has been received on this contract; it can be cancelled only after the "
-        "receipts are refunded, which the finance layer will handle.")
+    svc.cancel_contract(actor=user_of(company.manager_a), contract=contract, reason="撤单")
     contract.refresh_from_db()
-    assert contract.status == "signed"
+    # The money stays recorded until finance refunds it (tests/finance cover the refund).
+    assert (contract.status, contract.collected) == ("cancelled", Decimal("500.00"))
+
+
+def test_accepted_contract_cannot_be_cancelled(company, make_contract):
+    contract = make_contract("signed")
+    manager = user_of(company.manager_a)
+    today = timezone.localdate()
+    svc.record_delivery(actor=manager, contract=contract, delivered_on=today)
+    svc.record_acceptance(actor=manager, contract=contract, accepted_on=today)
+    with pytest.raises(Conflict) as exc:
+        svc.cancel_contract(actor=manager, contract=contract, reason="撤单")
+    assert exc.value.code == "accepted_not_cancellable"
+    assert str(exc.value.message) == (
+        f"The customer accepted this contract's delivery on {today.isoformat()}; it can no "
+        "longer be cancelled. Complete it, or record a sales return with finance.")
+    contract.refresh_from_db()
+    assert contract.status == "in_delivery"
 
 
 # --- Every refused transition ---------------------------------------------------------------
@@ -299,7 +311,7 @@ ALLOWED = {
     "approved": {"sign", "cancel"},
     "signed": {"deliver", "cancel"},
     "in_delivery": {"accept", "cancel"},
-    "accepted": {"complete", "cancel"},
+    "accepted": {"complete"},
     "completed": set(),
     "cancelled": set(),
 }

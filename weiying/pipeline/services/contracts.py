@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from weiying.catalog.models import Product
+from weiying.catalog.selectors import price_for
 from weiying.catalog.services import check_vat_rate
 from weiying.core import audit
 from weiying.core.errors import (
@@ -102,9 +103,11 @@ def _number(value: Any, field: str, message: str) -> Decimal:
 
 def price_line(
     *, product: Product | int, quantity: Any, unit_price: Any = None, discount: Any = "0",
-    vat_rate: Any = None, description: str = "", index: int = 0,
+    vat_rate: Any = None, description: str = "", index: int = 0, customer: Any = None,
 ) -> PricedLine:
-    """Validate one line and compute its amounts. `index` (0-based) names it in messages."""
+    """Validate one line and compute its amounts. `index` (0-based) names it in messages.
+    Without a unit price the line takes the customer's price list price (the list price
+    when no list applies or no customer is given)."""
     n = {"n": index + 1}
     prefix = f"lines.{index}."
     if not isinstance(product, Product):
@@ -120,7 +123,10 @@ def price_line(
             _("Line %(n)s: the quantity must be a number above zero.") % n,
             field=prefix + "quantity",
         )
-    price = product.list_price if unit_price in (None, "") else unit_price
+    if unit_price in (None, ""):
+        price = price_for(product, customer)[0] if customer is not None else product.list_price
+    else:
+        price = unit_price
     price = _number(price, prefix + "unit_price",
                     _("Line %(n)s: the unit price must be an amount of zero or more.") % n)
     if price < 0 or price != money(price):
@@ -147,12 +153,13 @@ def price_line(
 
 
 def price_lines(
-    lines: Iterable[dict[str, Any]], *, new_only_active: bool = True
+    lines: Iterable[dict[str, Any]], *, new_only_active: bool = True, customer: Any = None,
 ) -> list[PricedLine]:
-    """Validate every line; a retired product cannot go on a new line."""
+    """Validate every line; a retired product cannot go on a new line. Lines without a unit
+    price take `customer`'s price list price."""
     priced = []
     for i, line in enumerate(lines):
-        p = price_line(index=i, **line)
+        p = price_line(index=i, customer=customer, **line)
         if new_only_active and not p.product.is_active:
             raise ValidationFailed(
                 _("Line %(n)s: product %(code)s is retired; pick another.")
@@ -323,13 +330,15 @@ def _guard_accepted(actor: Any, contract: Contract) -> None:
         )
 
 
-def _guard_no_receipts(actor: Any, contract: Contract) -> None:
-    if contract.collected > 0:
+def _guard_not_yet_accepted(actor: Any, contract: Contract) -> None:
+    """Money received stays on a cancelled contract as a refund owed to the customer (the
+    finance layer books it and its refund); what the customer accepted cannot be cancelled."""
+    if contract.accepted_on is not None:
         raise Conflict(
-            _("%(amount)s has been received on this contract; it can be cancelled only after "
-              "the receipts are refunded, which the finance layer will handle.")
-            % {"amount": format_cny(contract.collected)},
-            code="receipts_not_refunded",
+            _("The customer accepted this contract's delivery on %(date)s; it can no longer be "
+              "cancelled. Complete it, or record a sales return with finance.")
+            % {"date": contract.accepted_on.isoformat()},
+            code="accepted_not_cancellable",
         )
 
 
@@ -354,7 +363,7 @@ TRANSITIONS: dict[str, Transition] = {
         Transition("complete", gettext_lazy("Complete"), (S.IN_DELIVERY,), S.COMPLETED,
                    "delivery.record", guard=_guard_accepted),
         Transition("cancel", gettext_lazy("Cancel"), _OPEN, S.CANCELLED, "contract.sign",
-                   needs=("reason",), guard=_guard_no_receipts),
+                   needs=("reason",), guard=_guard_not_yet_accepted),
     ]
 }
 
@@ -450,7 +459,7 @@ def create_contract(
     if start_on and end_on and end_on < start_on:
         raise ValidationFailed(_("The contract cannot end before it starts."), field="end_on")
     owner = owner_for(actor, customer, owner)
-    priced = price_lines(lines)
+    priced = price_lines(lines, customer=customer)
     contract = create_numbered(
         Contract, "HT", title=title[:128], customer=customer, opportunity=opportunity,
         quote=quote, owner=owner, department=owner.department if owner else None,
@@ -497,7 +506,7 @@ def update_contract(
         contract.note = note or ""
     dropped_plan = False
     if lines is not _UNSET:
-        priced = price_lines(lines)
+        priced = price_lines(lines, customer=contract.customer)
         for name, value in totals(priced).items():
             setattr(contract, name, value)
         write_lines(priced, contract=contract)
@@ -785,6 +794,33 @@ def plan_instalments(
                  after={"plan": [{"seq": i.seq, "due_on": i.due_on, "amount": i.amount,
                                   "collected": i.collected} for i in instalments]})
     return instalments
+
+
+def give_back_collected(*, contract: Contract, amount: Decimal) -> list[tuple[Instalment, Decimal]]:
+    """Money given back (a refund the finance layer books): the contract's and the customer's
+    collected figures drop by `amount`, and the instalments give it back newest first. The
+    caller holds the contract's lock, has checked the amount and writes the audit row."""
+    if amount <= 0 or amount > contract.collected:
+        raise ValidationFailed(
+            _("At most %(collected)s can be given back on this contract.")
+            % {"collected": format_cny(contract.collected)},
+            code="give_back_exceeds_collected", field="amount",
+        )
+    Contract.objects.filter(pk=contract.pk).update(collected=F("collected") - amount)
+    contract.collected -= amount
+    Customer.objects.filter(pk=contract.customer_id).update(
+        total_collected=F("total_collected") - amount
+    )
+    parts = []
+    remaining = amount
+    for instalment in contract.instalments.filter(collected__gt=0).order_by("-due_on", "-seq"):
+        if remaining <= 0:
+            break
+        part = min(remaining, instalment.collected)
+        Instalment.objects.filter(pk=instalment.pk).update(collected=F("collected") - part)
+        parts.append((instalment, part))
+        remaining -= part
+    return parts
 
 
 @transaction.atomic

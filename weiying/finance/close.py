@@ -1,0 +1,215 @@
+"""The monthly close (月结): book the month's service revenue, then lock the period.
+
+The close reads open service obligations in chunks of primary keys, so its memory does not
+grow with their number; it writes the month's movements in bulk (PostgreSQL COPY), moves the
+obligations' running totals with one UPDATE per chunk, and books one voucher for the month
+whose entries are summed per account and department.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from weiying.catalog.models import Fulfilment
+from weiying.core import audit
+from weiying.core.errors import Conflict, ValidationFailed
+from weiying.core.events import emit
+from weiying.core.money import ZERO
+from weiying.core.permissions import employee_of, require
+from weiying.finance import ledger
+from weiying.finance.models import (
+    BALANCE_COLUMNS,
+    Movement,
+    Obligation,
+    ObligationStatus,
+    Period,
+    PeriodStatus,
+)
+from weiying.finance.recognition import service_due_through, share_of, vat_of
+
+CHUNK = 5000
+
+_READ = ("pk", "contract_id", "gross", "vat", "cost", "start_on", "end_on",
+         "recognised_gross", "paid_gross", "cost_booked", "department_id", "owner_id",
+         "customer_id", "product_id", "channel")
+
+
+@dataclass
+class CloseResult:
+    period: Period
+    obligations: int
+    revenue: Decimal
+    output_vat: Decimal
+    voucher_number: str | None
+
+
+def _month_end(year: int, month: int) -> dt.date:
+    return dt.date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _service_piece(row: dict[str, Any], year: int, month: int) -> dict[str, Decimal] | None:
+    gross, vat, cost = row["gross"], row["vat"], row["cost"]
+    r0, paid = row["recognised_gross"], row["paid_gross"]
+    r1 = service_due_through(gross, row["start_on"], row["end_on"], year, month)
+    if r1 <= r0:
+        return None
+    v = vat_of(r1, gross, vat) - vat_of(r0, gross, vat)
+    out = defaultdict(lambda: ZERO)
+    out["revenue"] = (r1 - r0) - v
+    out["output_vat"] = v
+    if paid > r0:
+        upto = min(paid, r1)
+        covered_vat = vat_of(upto, gross, vat) - vat_of(r0, gross, vat)
+        out["contract_liability"] = -((upto - r0) - covered_vat)
+        out["pending_vat"] = -covered_vat
+    owed = r1 - max(paid, r0)
+    if owed > 0:
+        out["receivable"] = owed
+    out["cost"] = share_of(r1, gross, cost) - share_of(r0, gross, cost)
+    return out
+
+
+_COLUMNS = ("obligation_id", "contract_id", "voucher_id", "kind", "on", "event_on",
+            *BALANCE_COLUMNS, "department_id", "owner_id", "customer_id", "product_id",
+            "channel")
+
+
+def _insert(rows: list[tuple]) -> None:
+    if not rows:
+        return
+    table = Movement._meta.db_table
+    if connection.vendor == "postgresql":
+        cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+        with connection.cursor() as cursor:
+            with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    Movement.objects.bulk_create(
+        [Movement(**dict(zip(_COLUMNS, row, strict=True))) for row in rows], batch_size=2000)
+
+
+def _apply(voucher_id: int, lo: int, hi: int) -> None:
+    """Move the obligations' running totals by this close's movements, in one statement."""
+    ob, mv = Obligation._meta.db_table, Movement._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {ob} SET
+                   recognised_gross = {ob}.recognised_gross + m.revenue + m.output_vat,
+                   recognised_vat = {ob}.recognised_vat + m.output_vat,
+                   cost_booked = {ob}.cost_booked + m.cost
+                FROM {mv} m
+                WHERE m.voucher_id = %s AND m.obligation_id = {ob}.id
+                  AND {ob}.id BETWEEN %s AND %s""",
+            [voucher_id, lo, hi],
+        )
+        cursor.execute(
+            f"""UPDATE {ob} SET status = %s
+                WHERE id BETWEEN %s AND %s AND fulfilment = %s AND status = %s
+                  AND recognised_gross + released_gross >= gross""",
+            [ObligationStatus.SATISFIED, lo, hi, Fulfilment.SERVICE, ObligationStatus.OPEN],
+        )
+
+
+def _lock_obligations() -> None:
+    """Postings wait while the month closes (reads go on), so no receipt moves an obligation
+    between the close's read and its write."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {Obligation._meta.db_table} IN EXCLUSIVE MODE")
+
+
+@transaction.atomic
+def close_period(*, actor: Any, year: int, month: int,
+                 today: dt.date | None = None) -> CloseResult:
+    """Close (year, month): book its service revenue and lock it. Refused while an earlier
+    period is open, before the month has ended, or when it is closed already."""
+    if actor is not None:
+        require(actor, "finance.close")
+    if not (1 <= int(month) <= 12) or not (2000 <= int(year) <= 2100):
+        raise ValidationFailed(_("Give a month as year and month, e.g. 2026 and 3."),
+                               code="invalid_period", field="month")
+    year, month = int(year), int(month)
+    today = today or timezone.localdate()
+    end = _month_end(year, month)
+    if end >= today:
+        raise ValidationFailed(
+            _("%(period)s has not ended yet; close it from %(day)s on.")
+            % {"period": f"{year}-{month:02d}", "day": (end + dt.timedelta(days=1)).isoformat()},
+            code="period_not_ended", field="month")
+    Period.objects.get_or_create(year=year, month=month)
+    period = Period.objects.select_for_update().get(year=year, month=month)
+    if period.is_closed:
+        raise Conflict(_("%(period)s is already closed; a closed period never changes. Book a "
+                         "correction in an open period.") % {"period": str(period)},
+                       code="period_closed")
+    earlier = (Period.objects.filter(status=PeriodStatus.OPEN)
+               .filter(year__lt=year) | Period.objects.filter(
+                   status=PeriodStatus.OPEN, year=year, month__lt=month)).order_by("year",
+                                                                                   "month")
+    first_open = earlier.first()
+    if first_open is not None:
+        raise Conflict(_("%(earlier)s is still open; close the months in order, %(earlier)s "
+                         "first.") % {"earlier": str(first_open)}, code="earlier_period_open")
+    _lock_obligations()
+    employee = employee_of(actor) if actor is not None else None
+    voucher = ledger.new_voucher(
+        on=end, summary=_("Service revenue for %(period)s") % {"period": str(period)},
+        source="close", source_key=f"close:{year}-{month:02d}", actor_employee=employee)
+    totals: dict[tuple[str, Any], Decimal] = defaultdict(lambda: ZERO)
+    count = 0
+    last = 0
+    base = Obligation.objects.filter(fulfilment=Fulfilment.SERVICE, status=ObligationStatus.OPEN,
+                                     start_on__lte=end)
+    while True:
+        chunk = list(base.filter(pk__gt=last).order_by("pk").values(*_READ)[:CHUNK])
+        if not chunk:
+            break
+        rows = []
+        for row in chunk:
+            piece = _service_piece(row, year, month)
+            if piece is None:
+                continue
+            dept = row["department_id"]
+            for column, amount in piece.items():
+                totals[(column, dept)] += amount
+            totals[("cost_credit:fulfilment_cost", dept)] += piece["cost"]
+            rows.append((row["pk"], row["contract_id"], voucher.pk, "service_month", end, end,
+                         *(piece.get(c, ZERO) for c in BALANCE_COLUMNS),
+                         dept, row["owner_id"], row["customer_id"], row["product_id"],
+                         row["channel"]))
+        _insert(rows)
+        _apply(voucher.pk, chunk[0]["pk"], chunk[-1]["pk"])
+        count += len(rows)
+        last = chunk[-1]["pk"]
+    revenue = sum((v for (c, _d), v in totals.items() if c == "revenue"), ZERO)
+    output_vat = sum((v for (c, _d), v in totals.items() if c == "output_vat"), ZERO)
+    if count:
+        ledger.entries_from_totals(voucher, totals)
+    else:
+        # Nothing was due: give the voucher number back, so the period's numbers have no gap.
+        voucher.delete()
+        voucher = None
+        Period.objects.filter(pk=period.pk).update(next_voucher=F("next_voucher") - 1)
+    period.status = PeriodStatus.CLOSED
+    period.closed_at = timezone.now()
+    period.closed_by = employee
+    period.save(update_fields=["status", "closed_at", "closed_by"])
+    audit.record(actor, "period.close", period, after={
+        "period": str(period), "obligations": count, "revenue": revenue,
+        "output_vat": output_vat, "voucher": voucher.number if voucher else None})
+    emit("period.closed", period, actor=actor, year=year, month=month, obligations=count,
+         revenue=revenue, output_vat=output_vat)
+    return CloseResult(period, count, revenue, output_vat, voucher.number if voucher else None)
+
+
