@@ -99,7 +99,7 @@ def create_quote(
         raise ValidationFailed(_("This opportunity belongs to another customer."),
                                field="opportunity")
     owner = contract_services.owner_for(actor, customer, owner)
-    priced = contract_services.price_lines(lines)
+    priced = contract_services.price_lines(lines, customer=customer)
     quote = contract_services.create_numbered(
         Quote, "BJ", customer=customer, opportunity=opportunity, owner=owner,
         valid_until=_valid_until(valid_until),
@@ -124,7 +124,7 @@ def update_quote(*, actor: Any, quote: Quote, lines: Iterable[dict[str, Any]],
             code="quote_locked",
         )
     before = audit.snapshot(quote, ["total", "valid_until"])
-    priced = contract_services.price_lines(lines)
+    priced = contract_services.price_lines(lines, customer=quote.customer)
     contract_services.write_lines(priced, quote=quote)
     quote.total = contract_services.totals(priced)["total"]
     quote.valid_until = _valid_until(valid_until)
