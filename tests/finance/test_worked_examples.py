@@ -181,3 +181,38 @@ def test_cancellation_with_a_refund(company, products, deal):
     assert (b["bank"], b["refund_payable"]) == (D("0.00"), D("0.00"))
     contract.refresh_from_db()
     assert contract.collected == D("0.00")
+
+
+def test_bridge_holds_to_the_fen_for_the_company_and_each_slice(company, products, deal):
+    from weiying.finance import reports
+
+    finance = user_of(company.finance)
+    contract = deal([
+        {"product": products.box, "quantity": "3", "unit_price": "1130.00"},
+        {"product": products.saas, "quantity": "1", "unit_price": "9999.99"},
+    ], signed_on=dt.date(2026, 6, 3), start_on=dt.date(2026, 6, 17), end_on=dt.date(2027, 6, 16))
+    svc.record_receipt(actor=finance, contract=contract, amount="5000.01",
+                       received_on=dt.date(2026, 6, 20), method="bank")
+    svc.record_delivery(actor=user_of(company.operations), contract=contract,
+                        delivered_on=dt.date(2026, 6, 21))
+    svc.record_acceptance(actor=user_of(company.operations), contract=contract,
+                          accepted_on=dt.date(2026, 6, 25))
+    for month in (6, 7, 8):
+        close.close_period(actor=finance, year=2026, month=month, today=TODAY)
+    start, end = dt.date(2026, 6, 1), dt.date(2026, 8, 31)
+    company_view = reports.bridge(finance, start, end)
+    # Cash 5,000.01 = revenue + VAT − increase in receivables + increase in liabilities.
+    assert company_view.cash == D("5000.01")
+    assert company_view.difference == 0
+    assert company_view.sales_cash == D("5000.01") and company_view.timing == 0
+    assert company_view.revenue > 0 and company_view.receivable_increase > 0
+    for where in (reports.Slice(product=products.box), reports.Slice(product=products.saas),
+                  reports.Slice(department=company.team_a), reports.Slice(owner=company.rep_a)):
+        view = reports.bridge(finance, start, end, where)
+        assert view.difference == 0, where
+    parts = [reports.bridge(finance, start, end, reports.Slice(product=p))
+             for p in (products.box, products.saas)]
+    assert sum(p.cash for p in parts) == company_view.cash
+    assert sum(p.revenue for p in parts) == company_view.revenue
+    # Another team's manager sees none of it.
+    assert reports.bridge(user_of(company.manager_b), start, end).cash == 0

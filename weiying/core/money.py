@@ -54,3 +54,19 @@ def format_cny(value: Decimal | None) -> str:
     if value is None:
         return "—"
     return f"¥{money(value):,.2f}"
+
+
+def fen_sum(column: Any, **extra: Any) -> Any:
+    """A SQL sum of a money column that is exact on every backend: SQLite keeps decimals as
+    floating point, so the sum runs over whole fen (integers, exact up to 2**53) and
+    `from_fen` turns the result back into yuan. `extra` takes Sum's `filter=`."""
+    from django.db.models import BigIntegerField, F, Sum, Value
+    from django.db.models.functions import Coalesce, Round
+
+    expression = F(column) if isinstance(column, str) else column
+    return Coalesce(Sum(Round(expression * Value(100)), output_field=BigIntegerField(), **extra),
+                    Value(0), output_field=BigIntegerField())
+
+
+def from_fen(value: Any) -> Decimal:
+    return (Decimal(int(value or 0)) / 100).quantize(FEN)

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,7 +20,7 @@ from weiying.catalog.services import check_vat_rate
 from weiying.core import audit
 from weiying.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from weiying.core.events import emit
-from weiying.core.money import ZERO, format_cny, money, split_vat, to_decimal
+from weiying.core.money import ZERO, fen_sum, format_cny, from_fen, money, split_vat, to_decimal
 from weiying.core.permissions import employee_of, require
 from weiying.core.scope import scoped
 from weiying.finance import ledger
@@ -201,8 +200,8 @@ def record_refund(*, actor: Any, contract: Contract, amount: Any, refunded_on: A
 
 # --- invoices ----------------------------------------------------------------------------------
 def invoiced_total(contract: Contract) -> Decimal:
-    return (contract.invoices.filter(status=InvoiceStatus.ISSUED)
-            .aggregate(s=Sum("gross"))["s"] or ZERO)
+    return from_fen(contract.invoices.filter(status=InvoiceStatus.ISSUED)
+                    .aggregate(s=fen_sum("gross"))["s"])
 
 
 @transaction.atomic
