@@ -146,10 +146,13 @@ def test_the_owner_may_create_but_not_ship_and_others_may_not_create(company, co
 
 
 def test_the_whole_path_emits_the_events_the_other_layers_read(ops, contract, goods):
+    from weiying.catalog.models import Warehouse
+
+    warehouse = Warehouse.objects.create(code="SH", name="上海仓")
     line = line_of(contract, goods.box)
     order = svc.create_delivery_order(actor=ops, contract=contract,
                                       lines=boxes(contract, goods, "4"),
-                                      warehouse_name="上海仓")
+                                      warehouse=warehouse)
     svc.ship_delivery_order(actor=ops, order=order, shipped_on=TODAY - 3 * DAY,
                             carrier="顺丰", tracking_number="SF123")
     svc.mark_delivered(actor=ops, order=order, delivered_on=TODAY - 2 * DAY)
@@ -158,7 +161,7 @@ def test_the_whole_path_emits_the_events_the_other_layers_read(ops, contract, go
 
     lines = [{"contract_line_id": line.pk, "product_id": goods.box.pk, "quantity": "4.000"}]
     base = {"contract_id": contract.pk, "order_id": order.pk, "number": order.number,
-            "warehouse_id": None, "lines": lines}
+            "warehouse_id": warehouse.pk, "lines": lines}
     events = {e.name: e.data
               for e in DomainEvent.objects.filter(name__startswith="delivery_order.")}
     assert events == {

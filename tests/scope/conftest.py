@@ -10,7 +10,7 @@ its body holds a marker outside the persona's allowed set.
                   and the whole company; depta / deptb: leads nobody owns yet, waiting in
                   上海一组 / 北京一组.
     kinds         cust cont lead oppo foll quot ctrt rcpt tick, and payo for WeChat Pay orders,
-                  chan for channel codes (渠道活码)
+                  chan for channel codes (渠道活码), dlvo for delivery orders (交付单)
                   (their pages show the contract's and the customer's markers)
 
 The world is built once per test module (inside a transaction rolled back at the end of the
@@ -40,7 +40,7 @@ NON_VACUOUS = ["rep_a", "manager_a"]
 OWNERS = {"repa1": "rep_a", "repa2": "rep_a2", "repb1": "rep_b", "mgrb1": "manager_b"}
 POOLS = {"poole": "east", "pooln": "north", "poolc": None}
 DEPT_LEADS = {"depta": "team_a", "deptb": "team_b"}
-KINDS = ["cust", "cont", "lead", "oppo", "foll", "quot", "ctrt", "rcpt", "tick"]
+KINDS = ["cust", "cont", "lead", "oppo", "foll", "quot", "ctrt", "rcpt", "tick", "dlvo"]
 ALL_CODES = [*OWNERS, *POOLS, *DEPT_LEADS]
 
 # Expected visibility, from weiying/core/permissions.py BUILTIN_ROLES: rep = self,
@@ -81,10 +81,11 @@ VISIBLE_DEPARTMENTS: dict[str, set[str]] = {
 AMOUNT = {"repa1": Decimal("1000.00"), "repa2": Decimal("20000.00"),
           "repb1": Decimal("300000.00"), "mgrb1": Decimal("4000000.00")}
 
-MARKER_RE = re.compile(r"MK[a-z0-9]{5}(?:cust|cont|lead|oppo|foll|quot|ctrt|rcpt|tick|chan)")
+MARKER_RE = re.compile(
+    r"MK[a-z0-9]{5}(?:cust|cont|lead|oppo|foll|quot|ctrt|rcpt|tick|chan|dlvo)")
 
 # Which record kind each model is, and the model name used in the route tables.
-MODEL_KIND = {"payorder": "payo", "channel": "chan",
+MODEL_KIND = {"payorder": "payo", "channel": "chan", "deliveryorder": "dlvo",
               "customer": "cust", "lead": "lead", "opportunity": "oppo", "followup": "foll",
               "quote": "quot", "contract": "ctrt", "ticket": "tick"}
 
@@ -187,7 +188,8 @@ def _add_transfers(rec: dict[tuple[str, str], Any]) -> None:
 
 
 def build_world() -> World:
-    from weiying.catalog.models import Product
+    from weiying.catalog import delivery_services
+    from weiying.catalog.models import DeliveryOrder, Product
     from weiying.customers import services as customers
     from weiying.pipeline.models import Quote
     from weiying.pipeline.services import contracts, followups, leads, opportunities, quotes
@@ -248,6 +250,14 @@ def build_world() -> World:
             method="bank", reference=marker(code, "rcpt"))
         contract.refresh_from_db()
         rec[(code, "ctrt")] = contract
+        # Half the contract's one unit on a planned delivery order (the other half is left for
+        # the create checks); its external id is its pk, so by-external routes take the pk.
+        order = delivery_services.create_delivery_order(
+            actor=None, contract=contract, note=marker(code, "dlvo"),
+            lines=[{"contract_line": contract.lines.get().pk, "quantity": "0.5"}])
+        DeliveryOrder.objects.filter(pk=order.pk).update(number=marker(code, "dlvo"),
+                                                         external_id=str(order.pk))
+        rec[(code, "dlvo")] = order
         rec[(code, "tick")] = ticket_services.open_ticket(
             actor=user, customer=customer, title=marker(code, "tick"),
             description=marker(code, "tick"), contract=contract)
@@ -364,12 +374,13 @@ def table_counts() -> dict[str, int]:
         StageChange,
         Ticket,
     )
+    from weiying.catalog.models import DeliveryLine, DeliveryOrder
     from weiying.wechat.models import Channel, ChannelArrival, PayOrder
 
     models = [AuditLog, DomainEvent, Customer, Contact, Consent, WeChatIdentity,
               OwnershipChange, CustomerMerge, Lead, Opportunity, StageChange, FollowUp, Quote,
               Contract, ContractLine, Instalment, Receipt, Ticket, Customer.tags.through,
-              PayOrder, Channel, ChannelArrival]
+              PayOrder, Channel, ChannelArrival, DeliveryOrder, DeliveryLine]
     names = [m.__name__ if m is not Customer.tags.through else "Customer.tags" for m in models]
     sql = "SELECT " + ", ".join(
         f"(SELECT COUNT(*) FROM {connection.ops.quote_name(m._meta.db_table)})" for m in models)

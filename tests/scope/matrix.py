@@ -265,7 +265,7 @@ def check_create(world: World, clients: dict[str, Any], method: str, path: str,
     if not ref:
         return problems
     own = world.records[("repa1", {"customer": "cust", "lead": "lead",
-                                   "opportunity": "oppo"}[ref])]
+                                   "opportunity": "oppo", "contract": "ctrt"}[ref])]
     response = _send(clients["rep_a"], method, path,
                      resolve(spec["body"], world, "rep_a", {"$ref": own.pk}),
                      form=method == "POST" and not path.startswith("/api/"))

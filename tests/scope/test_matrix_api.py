@@ -142,6 +142,15 @@ API_ROUTES: dict[str, dict[str, Any]] = {
     "GET /api/contracts/{contract_id}/receipts": detail("contract"),
     "POST /api/contracts/{contract_id}/receipts": action(
         "contract", {"amount": "1.00", "received_on": "$today", "method": "bank"}),
+    # --- delivery orders (an ERP/WMS names its orders by its own id: the world's orders
+    # carry their pk as that id) ---
+    "GET /api/delivery-orders": lst("dlvo", variants=({}, {"q": "MK"}, {"late": "true"},
+                                                      {"status": "planned"})),
+    "POST /api/delivery-orders": create("contract", {"contract_id": "$ref"}),
+    "GET /api/delivery-orders/{order_id}": detail("deliveryorder"),
+    "GET /api/delivery-orders/by-external/{external_id}": detail("deliveryorder"),
+    "PUT /api/delivery-orders/by-external/{external_id}": action(
+        "deliveryorder", {"status": "shipped", "shipped_on": "$today"}),
     # --- after-sale and tickets ---
     "GET /api/tickets/aftersale/repurchase-due": lst("cust", variants=({}, {"within_days": 90})),
     "GET /api/tickets/aftersale/upsell": lst(),  # needs completed contracts: none here

@@ -90,9 +90,9 @@ class DeliveryOrder(models.Model):
     evidence_url = models.URLField(_("evidence link"), max_length=500, blank=True)
     carrier = models.CharField(_("carrier"), max_length=64, blank=True)
     tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
-    # Limitation: the warehouse is a name, not a link to a stock location; the events carry
-    # warehouse_id None until the catalogue has warehouses to point at.
-    warehouse_name = models.CharField(_("warehouse"), max_length=64, blank=True)
+    warehouse = models.ForeignKey("catalog.Warehouse", on_delete=models.PROTECT, null=True,
+                                  blank=True, related_name="delivery_orders",
+                                  verbose_name=_("warehouse"))
     external_id = models.CharField(_("external id"), max_length=64, null=True, blank=True,
                                    unique=True)
     note = models.TextField(_("note"), blank=True)

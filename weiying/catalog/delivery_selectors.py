@@ -23,7 +23,8 @@ def delivery_orders_for(
     user: Any, *, status: str = "", late: bool = False, contract: int | None = None,
     owner: int | None = None, search: str = "", today: dt.date | None = None,
 ) -> QuerySet[DeliveryOrder]:
-    qs = scoped(DeliveryOrder.objects.select_related("contract__customer", "owner"), user)
+    qs = scoped(DeliveryOrder.objects.select_related("contract__customer", "owner",
+                                                       "warehouse"), user)
     if status:
         qs = qs.filter(status=status)
     if late:
@@ -40,7 +41,7 @@ def delivery_orders_for(
 
 
 def _with_lines(qs: QuerySet[DeliveryOrder]) -> QuerySet[DeliveryOrder]:
-    return qs.select_related("contract__customer", "owner", "created_by").prefetch_related(
+    return qs.select_related("contract__customer", "owner", "created_by", "warehouse").prefetch_related(
         Prefetch("lines", DeliveryLine.objects.select_related("contract_line__product")
                  .order_by("contract_line_id")))
 

@@ -38,7 +38,7 @@ from weiying.catalog.delivery import (
     DeliveryOrder,
     DeliveryStatus,
 )
-from weiying.catalog.models import Fulfilment
+from weiying.catalog.models import Fulfilment, Warehouse
 from weiying.core import audit
 from weiying.core.errors import (
     Conflict,
@@ -68,8 +68,8 @@ EVIDENCE_SUFFIXES = (".pdf", ".jpg", ".jpeg", ".png", ".webp", ".heic", ".gif", 
                      ".docx", ".xls", ".xlsx", ".txt")
 _FIELDS = ["status", "promised_on", "shipped_on", "delivered_on", "accepted_on",
            "acceptance_kind", "evidence_note", "evidence_url", "carrier", "tracking_number",
-           "warehouse_name", "cancel_reason"]
-TRACKING = ("carrier", "tracking_number", "warehouse_name")
+           "warehouse", "cancel_reason"]
+TRACKING = ("carrier", "tracking_number", "warehouse")
 
 
 # --- What is left to deliver ----------------------------------------------------------------
@@ -189,6 +189,22 @@ def _text(value: Any, limit: int) -> str:
     return (str(value) if value is not None else "").strip()[:limit]
 
 
+def _warehouse(value: Any) -> Warehouse | None:
+    """A warehouse (or its id, or its code) goods can ship from; None for none."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, Warehouse):
+        found: Warehouse | None = value
+    elif isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        found = Warehouse.objects.filter(pk=int(value)).first()
+    else:
+        found = Warehouse.objects.filter(code=str(value).strip()).first()
+    if found is None or not found.is_active:
+        raise ValidationFailed(_("Pick an active warehouse, or none."),
+                               code="invalid_warehouse", field="warehouse")
+    return found
+
+
 def _state(order: DeliveryOrder) -> dict[str, Any]:
     return audit.snapshot(order, _FIELDS) or {}
 
@@ -203,7 +219,7 @@ def event_lines(order: DeliveryOrder) -> list[dict[str, Any]]:
 
 def _emit(name: str, order: DeliveryOrder, actor: Any, **dates: Any) -> None:
     emit(f"delivery_order.{name}", order, actor=actor, contract_id=order.contract_id,
-         order_id=order.pk, number=order.number, warehouse_id=None, **dates,
+         order_id=order.pk, number=order.number, warehouse_id=order.warehouse_id, **dates,
          lines=event_lines(order))
 
 
@@ -358,7 +374,7 @@ def _wanted_lines(contract: Contract, progress: list[LineProgress],
 @transaction.atomic
 def create_delivery_order(
     *, actor: Any, contract: Contract, lines: Iterable[dict[str, Any]] | None = None,
-    promised_on: Any = None, warehouse_name: str = "", carrier: str = "", note: str = "",
+    promised_on: Any = None, warehouse: Any = None, carrier: str = "", note: str = "",
     external_id: str | None = None,
 ) -> DeliveryOrder:
     """A planned order for some or all of what is left to deliver on a signed contract.
@@ -379,13 +395,14 @@ def create_delivery_order(
                 )
             return existing
     _contract_takes_delivery(contract)
+    place = _warehouse(warehouse)
     chosen = _wanted_lines(contract, line_progress(contract),
                            None if lines is None else list(lines))
     promised = _day(promised_on, "promised_on") if promised_on not in (None, "") else None
     order = contract_services.create_numbered(
         DeliveryOrder, "DO", contract=contract, owner_id=contract.owner_id,
         department_id=contract.department_id, promised_on=promised,
-        warehouse_name=_text(warehouse_name, 64), carrier=_text(carrier, 64),
+        warehouse=place, carrier=_text(carrier, 64),
         note=_text(note, 2000), external_id=external_id,
         created_by=employee_of(actor) if actor is not None else None,
         created_at=timezone.now(),
@@ -410,7 +427,7 @@ def _finish(actor: Any, action: str, order: DeliveryOrder, before: dict[str, Any
 @transaction.atomic
 def ship_delivery_order(
     *, actor: Any, order: DeliveryOrder, shipped_on: Any, carrier: str | None = None,
-    tracking_number: str | None = None, warehouse_name: str | None = None,
+    tracking_number: str | None = None, warehouse: Any = None,
 ) -> DeliveryOrder:
     """Planned → shipped. The first shipment of a signed contract records its delivery."""
     _require(actor)
@@ -424,10 +441,11 @@ def ship_delivery_order(
     before = _state(order)
     order.status = S.SHIPPED
     order.shipped_on = shipped_on
-    for name, value in (("carrier", carrier), ("tracking_number", tracking_number),
-                        ("warehouse_name", warehouse_name)):
+    for name, value in (("carrier", carrier), ("tracking_number", tracking_number)):
         if value is not None:
             setattr(order, name, _text(value, 64))
+    if warehouse is not None:
+        order.warehouse = _warehouse(warehouse)
     _finish(actor, "ship", order, before)
     _emit("shipped", order, actor, shipped_on=shipped_on)
     if contract.status == ContractStatus.SIGNED:
@@ -573,7 +591,10 @@ def update_tracking(*, actor: Any, order: DeliveryOrder, **fields: Any) -> Deliv
                                % {"fields": ", ".join(unknown)})
     if order.status in (S.ACCEPTED, S.CANCELLED):
         raise InvalidTransition(str(_NEXT[order.status]))
-    cleaned = {k: _text(v, 64) for k, v in fields.items() if v is not None}
+    cleaned: dict[str, Any] = {k: _text(v, 64) for k, v in fields.items()
+                               if v is not None and k != "warehouse"}
+    if fields.get("warehouse") is not None:
+        cleaned["warehouse"] = _warehouse(fields["warehouse"])
     if all(getattr(order, k) == v for k, v in cleaned.items()):
         return order
     before = _state(order)
@@ -595,7 +616,7 @@ class ExternalUpdate:
     acceptance_kind: str | None = None
     carrier: str | None = None
     tracking_number: str | None = None
-    warehouse_name: str | None = None
+    warehouse: Any = None
     evidence_note: str | None = None
     evidence_url: str | None = None
     reason: str | None = None
@@ -703,7 +724,7 @@ def run_step(*, actor: Any, order: DeliveryOrder, action: str, **inputs: Any) ->
         return ship_delivery_order(
             actor=actor, order=order, shipped_on=inputs.get("shipped_on"),
             carrier=inputs.get("carrier"), tracking_number=inputs.get("tracking_number"),
-            warehouse_name=inputs.get("warehouse_name"))
+            warehouse=inputs.get("warehouse") or None)
     if action == "deliver":
         return mark_delivered(actor=actor, order=order, delivered_on=inputs.get("delivered_on"))
     if action == "accept":
