@@ -353,6 +353,7 @@ def row_state(obj: Any) -> dict[str, Any]:
 
 def table_counts() -> dict[str, int]:
     """Row counts of every business table plus the audit trail and the event outbox."""
+    from weiying.catalog.models import DeliveryLine, DeliveryOrder
     from weiying.core.models import AuditLog, DomainEvent
     from weiying.customers.models import (
         Consent,
@@ -374,7 +375,6 @@ def table_counts() -> dict[str, int]:
         StageChange,
         Ticket,
     )
-    from weiying.catalog.models import DeliveryLine, DeliveryOrder
     from weiying.wechat.models import Channel, ChannelArrival, PayOrder
 
     models = [AuditLog, DomainEvent, Customer, Contact, Consent, WeChatIdentity,
