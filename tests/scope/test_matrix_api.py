@@ -118,6 +118,17 @@ API_ROUTES: dict[str, dict[str, Any]] = {
         "customer_id": "$ref", "title": "矩阵合同",
         "lines": [{"product_id": "$product", "quantity": "1"}]}),
     "GET /api/contracts/products": meta("the product catalogue, the same for everyone"),
+    # --- the catalogue: company-wide reference data; the customer's prices are scoped ---
+    "GET /api/catalog/products": meta("the product catalogue, the same for everyone"),
+    "GET /api/catalog/products/{product_id}": meta("one product with its SKUs, components, "
+                                                   "stock and capacity: reference data"),
+    "GET /api/catalog/availability": meta("free stock or capacity of a product: no rows"),
+    "GET /api/catalog/price-lists": meta("price lists: reference data, no customer named"),
+    "GET /api/catalog/price-lists/{price_list_id}": meta("one price list and its prices"),
+    "GET /api/catalog/customers/{customer_id}/prices": detail("customer"),
+    "GET /api/catalog/stock": meta("stock levels per warehouse: reference data"),
+    "POST /api/catalog/stock": org("needs catalog.manage; an ERP/WMS count or receipt of "
+                                   "goods, no business row"),
     "GET /api/contracts/receivables": lst("ctrt", "cust", variants=({}, {"overdue": "true"})),
     "GET /api/contracts/quotes": lst("quot"),
     "POST /api/contracts/quotes": create("customer", {

@@ -26,17 +26,19 @@ from tests.scope.matrix import (
     check_detail,
     check_list,
     check_no_markers,
+    check_reference,
     create,
     detail,
     form,
     lst,
     meta,
     public,
+    reference,
 )
 
 pytestmark = pytest.mark.django_db
 
-NAMESPACES = ("customers", "pipeline", "mobile", "org", "web", "wechat")
+NAMESPACES = ("customers", "pipeline", "mobile", "org", "web", "wechat", "catalog")
 LIST = ({}, {"q": "MK"}, {"export": "csv"}, {"q": "MK", "export": "csv"})
 PLAIN = ({}, {"export": "csv"})
 
@@ -57,6 +59,56 @@ CONTRACT_FORM = {"reason": "matrix", "signed_on": "$today", "delivered_on": "$to
 TICKET_ACTIONS = {
     "start": {}, "wait": {}, "resolve": {"resolution": "matrix"}, "close": {},
     "reopen": {"reason": "matrix"}, "reassign": {"owner": "$me"}, "priority": {"priority": "high"},
+}
+
+def _product(world: World) -> int:
+    return world.product.pk
+
+
+def _price_list(world: World) -> int:
+    from weiying.catalog.models import PriceList
+
+    return PriceList.objects.get_or_create(name="矩阵价目表",
+                                           defaults={"valid_from": world.today})[0].pk
+
+
+def _sku(world: World) -> int:
+    from weiying.catalog.models import Sku
+
+    return Sku.objects.get_or_create(code="MX-1-S", defaults={"product": world.product,
+                                                               "name": "矩阵规格"})[0].pk
+
+
+REF = "reference data: products, price lists and stock are the company's, not owned rows"
+CATALOG_ROUTES: dict[str, Any] = {
+    "catalog:product_list": meta("the catalogue: " + REF),
+    "catalog:product_new": meta("the product form; needs catalog.manage (403 otherwise)"),
+    "catalog:product_detail": reference(_product, "a product with SKUs, bundle, stock, "
+                                        "capacity and price list prices: " + REF),
+    "catalog:product_edit": reference(_product, "the product form; needs catalog.manage"),
+    "catalog:product_retire": reference(_product, "needs catalog.manage", method="POST"),
+    "catalog:sku_add": reference(_product, "needs catalog.manage", method="POST",
+                                 body={"code": "MX-SKU", "name": "矩阵"}),
+    "catalog:sku_retire": reference(_sku, "needs catalog.manage", method="POST"),
+    "catalog:bundle_item_set": reference(_product, "needs catalog.manage", method="POST",
+                                         body={"component": "", "quantity": "1"}),
+    "catalog:bundle_item_remove": reference(_product, "needs catalog.manage", method="POST"),
+    "catalog:capacity_set": reference(_product, "needs catalog.manage", method="POST",
+                                      body={"year": "2026", "month": "1", "capacity": "1"}),
+    "catalog:pricelist_list": meta("price lists: " + REF),
+    "catalog:pricelist_new": meta("the price list form; needs catalog.manage"),
+    "catalog:pricelist_detail": reference(_price_list, "a price list and its prices: " + REF),
+    "catalog:pricelist_edit": reference(_price_list, "the price list form; needs "
+                                        "catalog.manage"),
+    "catalog:pricelist_item_set": reference(_price_list, "needs catalog.manage",
+                                            method="POST", body={"product": "$product",
+                                                                 "price": "1.00"}),
+    "catalog:pricelist_item_remove": reference(_price_list, "needs catalog.manage",
+                                               method="POST", body={"product": "$product"}),
+    "catalog:stock": meta("stock per warehouse and the stock ledger: " + REF),
+    "catalog:warehouse_new": meta("POST only (405 on GET), catalog.manage; adds a warehouse"),
+    "catalog:stock_adjust": meta("POST only (405 on GET), catalog.manage; receives or counts "
+                                 "goods"),
 }
 
 # name -> one spec or a tuple of specs. An action spec may carry "slug": the second URL
@@ -267,6 +319,9 @@ PAGE_ROUTES: dict[str, Any] = {
 }
 
 
+PAGE_ROUTES.update(CATALOG_ROUTES)
+
+
 def _walk(patterns: list[Any], namespace: str | None = None) -> list[tuple[str, Any]]:
     found = []
     for p in patterns:
@@ -296,7 +351,7 @@ def test_every_page_is_in_the_matrix() -> None:
 def test_every_org_meta_and_public_page_says_why() -> None:
     for name, specs in PAGE_ROUTES.items():
         for spec in specs if isinstance(specs, tuple) else (specs,):
-            if spec["kind"] in ("org", "meta", "public"):
+            if spec["kind"] in ("org", "meta", "public", "reference"):
                 assert len(spec["why"]) > 10, name
 
 
@@ -440,6 +495,8 @@ def test_page_keeps_to_the_scope(name: str, index: int, world: World,
         problems = check_action(world, clients, "POST", url_for, spec)
     elif kind == "create":
         problems = check_create(world, clients, "POST", url_for(None), spec)
+    elif kind == "reference":
+        problems = check_reference(world, clients, url_for, spec)
     elif kind == "import_result":
         problems = _import_report_is_private(world, clients)
     elif name == "web:logout":

@@ -177,3 +177,18 @@ def line_warnings(lines: Any, on: dt.date | None = None) -> list[str]:
         if found.warning:
             out.append(found.warning)
     return out
+
+
+# Statuses in which a quote or contract still promises (nothing reserved yet).
+_OPEN = {"draft", "pending_approval", "approved", "sent", "accepted"}
+_CONTRACT_OPEN = {"draft", "pending_approval", "approved"}
+
+
+def warnings_for(obj: Any) -> list[str]:
+    """The availability warnings of a quote or a contract while it still promises (before
+    signing, when nothing is reserved for it yet); none afterwards."""
+    is_contract = hasattr(obj, "signed_on")
+    if obj.status not in (_CONTRACT_OPEN if is_contract else _OPEN):
+        return []
+    on = (getattr(obj, "start_on", None) if is_contract else None) or timezone.localdate()
+    return line_warnings(obj.lines.select_related("product"), on)

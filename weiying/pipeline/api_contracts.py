@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema, Status
 
 from weiying.catalog.models import Product
-from weiying.catalog.selectors import products_for
+from weiying.catalog.selectors import products_for, warnings_for
 from weiying.core.errors import NotFound, ValidationFailed
 from weiying.core.pagination import PAGE_SIZE, keyset_page
 from weiying.core.scope import scoped
@@ -122,6 +122,12 @@ class ContractDetailOut(ContractOut):
     instalments: list[InstalmentOut]
     receipts: list[ReceiptOut]
     allowed_actions: list[str]
+    availability: list[str] = Field(
+        description="what stock or capacity cannot deliver of the lines, before signing")
+
+    @staticmethod
+    def resolve_availability(obj: Contract) -> list[str]:
+        return warnings_for(obj)
 
 
 class ContractPage(Schema):
@@ -199,6 +205,12 @@ class QuoteDetailOut(QuoteOut):
     lines: list[LineOut]
     contract_ids: list[int]
     allowed_actions: list[str]
+    availability: list[str] = Field(
+        description="what stock or capacity cannot deliver of the lines")
+
+    @staticmethod
+    def resolve_availability(obj: Quote) -> list[str]:
+        return warnings_for(obj)
 
     @staticmethod
     def resolve_contract_ids(obj: Quote) -> list[int]:
