@@ -266,3 +266,22 @@ def test_an_untracked_product_is_never_short(world, ops, django_capture_on_commi
     assert availability(saas, "1000").warning == ""
     signed(world, [{"product": saas, "quantity": "3"}], django_capture_on_commit_callbacks)
     assert not Reservation.objects.exists()
+
+
+def test_a_delivery_order_shipped_through_operations_issues_the_goods(
+        world, ops, django_capture_on_commit_callbacks):
+    from weiying.catalog import delivery_services
+
+    contract = signed(world, [{"product": world.box, "quantity": "4"}],
+                      django_capture_on_commit_callbacks)
+    line = contract.lines.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        order = delivery_services.create_delivery_order(
+            actor=ops, contract=contract, lines=[{"contract_line": line.pk, "quantity": "3"}],
+            warehouse=world.north)
+        delivery_services.ship_delivery_order(actor=ops, order=order, shipped_on=TODAY)
+    # reserved in the south (most free), shipped from the north as the order says
+    assert level(world.south, world.box) == (Decimal("8"), Decimal("1"))
+    assert level(world.north, world.box) == (Decimal("2"), Decimal("0"))
+    events.replay(DomainEvent.objects.filter(name="delivery_order.shipped"))
+    assert level(world.north, world.box) == (Decimal("2"), Decimal("0"))
