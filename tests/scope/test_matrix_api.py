@@ -162,6 +162,15 @@ API_ROUTES: dict[str, dict[str, Any]] = {
     "GET /api/delivery-orders/by-external/{external_id}": detail("deliveryorder"),
     "PUT /api/delivery-orders/by-external/{external_id}": action(
         "deliveryorder", {"status": "shipped", "shipped_on": "$today"}),
+    # --- finance: figures through the reports' data scope (finance.view; reps get 403) ---
+    "GET /api/finance/bridge": lst(needs="finance.view"),
+    "GET /api/finance/revenue": lst(variants=({}, {"by": "contract"}, {"by": "customer"},
+                                              {"by": "owner"}), needs="finance.view"),
+    "GET /api/finance/ageing": lst(needs="finance.view"),
+    "GET /api/finance/vouchers": lst(needs="finance.view"),
+    "POST /api/finance/bank-lines": create(why="a bank connector's statement lines (needs "
+                                               "finance.post); they name no record, and "
+                                               "matching goes through record_receipt's scope"),
     # --- after-sale and tickets ---
     "GET /api/tickets/aftersale/repurchase-due": lst("cust", variants=({}, {"within_days": 90})),
     "GET /api/tickets/aftersale/upsell": lst(),  # needs completed contracts: none here

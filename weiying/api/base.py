@@ -102,6 +102,7 @@ def register_routers() -> None:
         ("/followups", "weiying.pipeline.api_followups"),
         ("/contracts", "weiying.pipeline.api_contracts"),
         ("/tickets", "weiying.pipeline.api_tickets"),
+        ("/finance", "weiying.finance.api"),
         ("/catalog", "weiying.catalog.api"),
         ("/delivery-orders", "weiying.catalog.api_delivery"),
     ]:

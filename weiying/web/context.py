@@ -24,6 +24,7 @@ NAV: list[tuple[Any, ...]] = [
     ("pipeline:ticket_list", _("Service")),
     ("pipeline:aftersale", _("Repurchase & upsell")),
     ("org:chart", _("Organisation")),
+    ("finance:overview", _("Finance"), "finance.view"),
     ("catalog:product_list", _("Catalogue"), "catalog.manage"),
     ("wechat:channel_list", _("Channels"), "lead.assign"),
 ]

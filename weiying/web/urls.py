@@ -21,6 +21,7 @@ for _prefix, _module in [
     ("customers/", "weiying.customers.urls"),
     ("pipeline/", "weiying.pipeline.urls"),
     ("org/", "weiying.org.urls"),
+    ("finance/", "weiying.finance.urls"),
     ("catalog/", "weiying.catalog.urls"),
 ]:
     try:
