@@ -15,6 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from weiying.core.money import MONEY_FIELD, QUANTITY_FIELD
 
 
+# Limitation: quote and contract lines name the product, not the SKU; a SKU's price and cost
+# are reference for people and integrations until lines can carry one.
 class Sku(models.Model):
     """One specification of a product (colour, size, edition). Empty prices mean the
     product's own."""

@@ -120,6 +120,9 @@ def _free(product: Product, on: dt.date) -> Decimal | None:
             return None
         period = periods.filter(year=on.year, month=on.month).first()
         return period.free if period else Decimal(0)
+    # Limitation: free stock is summed over every warehouse, while signing reserves a line in
+    # the one warehouse with most free; a line larger than any one warehouse's free stock is
+    # shown as deliverable and later ships from several (or shows short there).
     rows = StockLevel.objects.filter(product_id=product.pk, warehouse__is_active=True)
     if not rows.exists():
         return None

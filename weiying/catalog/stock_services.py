@@ -238,6 +238,8 @@ def reserve_contract(contract: Any) -> list[Reservation]:
     """On signing: each line's quantity (a bundle's components) is reserved — goods in the
     warehouse with the most free stock, services in the capacity of the contract's start month
     (or the signing month). Never refused: what is short shows as a shortfall."""
+    # Limitation: a product becomes tracked when stock or capacity is first recorded; contracts
+    # signed before that hold nothing, and are not reserved afterwards.
     day = contract.start_on or contract.signed_on
     made = []
     for line in contract.lines.select_related("product").order_by("pk"):
