@@ -228,3 +228,34 @@ def test_a_rep_token_cannot_update_stock(company, cat):
                            content_type="application/json")
     assert response.status_code == 403
     assert StockLevel.objects.get(product=cat.box).on_hand == Decimal("3")
+
+
+def _more(company, n, start):
+    ops = user_of(company.operations)
+    wh = stock_services.create_warehouse(actor=ops, code=f"WH-{start}", name=f"仓{start}")
+    for i in range(start, start + n):
+        p = services.create_product(actor=ops, code=f"Q-{i:03d}", name=f"品{i}",
+                                    list_price="1.00")
+        stock_services.receive_stock(actor=ops, warehouse=wh, product=p, quantity="1")
+        pl = services.create_price_list(actor=ops, name=f"价{i}", channel=f"ch{i}",
+                                        valid_from=dt.date(2026, 1, 1))
+        services.set_price_list_item(actor=ops, price_list=pl, product=p, price="0.90")
+
+
+@pytest.mark.parametrize("name", ["catalog:product_list", "catalog:pricelist_list",
+                                  "catalog:stock"])
+def test_catalogue_lists_cost_the_same_for_more_rows(company, login, name):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(company.operations)
+    _more(company, 2, 100)
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse(name)).status_code == 200
+        return len(ctx.captured_queries)
+
+    few = count()
+    _more(company, 5, 200)
+    assert count() == few

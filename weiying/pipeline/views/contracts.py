@@ -54,7 +54,8 @@ class LineForm(forms.Form):
                                   label=gettext_lazy("Quantity"))
     unit_price = forms.DecimalField(required=False, max_digits=18, decimal_places=2,
                                     label=gettext_lazy("Unit price (VAT incl.)"),
-                                    help_text=gettext_lazy("Empty: the list price"))
+                                    help_text=gettext_lazy("Empty: the customer's price list, else the "
+                                                          "list price"))
     discount_percent = forms.DecimalField(required=False, max_digits=6, decimal_places=2,
                                           min_value=0, max_value=Decimal("99.99"),
                                           label=gettext_lazy("Discount (%)"))
