@@ -15,8 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from weiying.core.money import MONEY_FIELD, QUANTITY_FIELD
 
 
-# Limitation: quote and contract lines name the product, not the SKU; a SKU's price and cost
-# are reference for people and integrations until lines can carry one.
+# Limitation: the desk's quote and contract line form has no SKU picker; a line names a SKU
+# through the API (sku_id) or the services, and the desk lines name the product only.
 class Sku(models.Model):
     """One specification of a product (colour, size, edition). Empty prices mean the
     product's own."""

@@ -195,3 +195,16 @@ def warnings_for(obj: Any) -> list[str]:
         return []
     on = (getattr(obj, "start_on", None) if is_contract else None) or timezone.localdate()
     return line_warnings(obj.lines.select_related("product"), on)
+
+
+def line_price(product: Product, customer: Any = None, *, sku: Any = None,
+               on: dt.date | None = None) -> Decimal:
+    """The default unit price of a quote or contract line: the customer's price list price,
+    else the SKU's list price, else the product's."""
+    if customer is not None:
+        price, price_list = price_for(product, customer, on)
+        if price_list is not None:
+            return price
+    if sku is not None:
+        return sku.price
+    return product.list_price

@@ -30,6 +30,7 @@ router = Router(tags=["contracts"])
 # --- Schemas --------------------------------------------------------------------------------
 class LineIn(Schema):
     product_id: int
+    sku_id: int | None = Field(None, description="one of the product's SKUs; optional")
     quantity: Decimal = Field(gt=0)
     unit_price: Decimal | None = Field(None, description="VAT included; default list price")
     discount: Decimal = Field(Decimal(0), description="a fraction: 0.15 = 15 % off")
@@ -40,6 +41,7 @@ class LineIn(Schema):
 class LineOut(Schema):
     id: int
     product_id: int
+    sku_id: int | None
     product_code: str
     product_name: str
     description: str
@@ -314,7 +316,7 @@ def _lines_in(lines: list[LineIn]) -> list[dict[str, Any]]:
         out.append({
             "product": product, "quantity": line.quantity, "unit_price": line.unit_price,
             "discount": line.discount, "vat_rate": line.vat_rate,
-            "description": line.description,
+            "description": line.description, "sku": line.sku_id,
         })
     return out
 

@@ -346,6 +346,8 @@ class ContractLine(models.Model):
                               related_name="lines")
     product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="+",
                                 verbose_name=_("product"))
+    sku = models.ForeignKey("catalog.Sku", on_delete=models.PROTECT, null=True, blank=True,
+                            related_name="+", verbose_name=_("SKU"))
     description = models.CharField(_("description"), max_length=255, blank=True)
     quantity = models.DecimalField(_("quantity"), **QUANTITY_FIELD)
     unit_price = models.DecimalField(_("unit price (VAT incl.)"), **MONEY_FIELD)

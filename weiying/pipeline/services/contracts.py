@@ -22,8 +22,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from weiying.catalog.models import Product
-from weiying.catalog.selectors import price_for
+from weiying.catalog.models import Product, Sku
+from weiying.catalog.selectors import line_price
 from weiying.catalog.services import check_vat_rate
 from weiying.core import audit
 from weiying.core.errors import (
@@ -89,6 +89,7 @@ class PricedLine:
     amount: Decimal
     net: Decimal
     vat: Decimal
+    sku: Sku | None = None
 
 
 def _number(value: Any, field: str, message: str) -> Decimal:
@@ -104,10 +105,12 @@ def _number(value: Any, field: str, message: str) -> Decimal:
 def price_line(
     *, product: Product | int, quantity: Any, unit_price: Any = None, discount: Any = "0",
     vat_rate: Any = None, description: str = "", index: int = 0, customer: Any = None,
+    sku: Any = None,
 ) -> PricedLine:
     """Validate one line and compute its amounts. `index` (0-based) names it in messages.
-    Without a unit price the line takes the customer's price list price (the list price
-    when no list applies or no customer is given)."""
+    Without a unit price the line takes the customer's price list price, else the SKU's
+    list price, else the product's (catalog.selectors.line_price). `sku` (a SKU of the
+    product, or its id) is optional."""
     n = {"n": index + 1}
     prefix = f"lines.{index}."
     if not isinstance(product, Product):
@@ -123,8 +126,17 @@ def price_line(
             _("Line %(n)s: the quantity must be a number above zero.") % n,
             field=prefix + "quantity",
         )
+    if sku in (None, ""):
+        sku = None
+    elif not isinstance(sku, Sku) or sku.product_id != product.pk:
+        found_sku = Sku.objects.filter(pk=getattr(sku, "pk", sku), product_id=product.pk).first()
+        if found_sku is None:
+            raise ValidationFailed(
+                _("Line %(n)s: this SKU is not one of %(code)s's; pick one of its SKUs or none.")
+                % {**n, "code": product.code}, code="sku_mismatch", field=prefix + "sku")
+        sku = found_sku
     if unit_price in (None, ""):
-        price = price_for(product, customer)[0] if customer is not None else product.list_price
+        price = line_price(product, customer, sku=sku)
     else:
         price = unit_price
     price = _number(price, prefix + "unit_price",
@@ -149,6 +161,7 @@ def price_line(
     return PricedLine(
         product=product, description=(description or "").strip()[:255], quantity=quantity,
         unit_price=price, discount=discount, vat_rate=rate, amount=amount, net=net, vat=vat,
+        sku=sku,
     )
 
 
@@ -165,6 +178,12 @@ def price_lines(
                 _("Line %(n)s: product %(code)s is retired; pick another.")
                 % {"n": i + 1, "code": p.product.code},
                 code="product_retired", field=f"lines.{i}.product",
+            )
+        if new_only_active and p.sku is not None and not p.sku.is_active:
+            raise ValidationFailed(
+                _("Line %(n)s: SKU %(code)s is retired; pick another.")
+                % {"n": i + 1, "code": p.sku.code},
+                code="sku_retired", field=f"lines.{i}.sku",
             )
         priced.append(p)
     return priced
@@ -187,7 +206,7 @@ def write_lines(priced: list[PricedLine], **parent: Any) -> None:
         ContractLine(
             product=p.product, description=p.description, quantity=p.quantity,
             unit_price=p.unit_price, discount=p.discount, vat_rate=p.vat_rate,
-            amount=p.amount, net=p.net, vat=p.vat, **parent,
+            amount=p.amount, net=p.net, vat=p.vat, sku=p.sku, **parent,
         )
         for p in priced
     ])
@@ -197,7 +216,8 @@ def line_dicts(lines: Iterable[ContractLine]) -> list[dict[str, Any]]:
     """Existing lines as input for `price_lines` (quote → contract, copying a contract)."""
     return [
         {"product": line.product, "quantity": line.quantity, "unit_price": line.unit_price,
-         "discount": line.discount, "vat_rate": line.vat_rate, "description": line.description}
+         "discount": line.discount, "vat_rate": line.vat_rate, "description": line.description,
+         "sku": line.sku_id}
         for line in lines
     ]
 
