@@ -38,7 +38,8 @@ from tests.scope.matrix import (
 
 pytestmark = pytest.mark.django_db
 
-NAMESPACES = ("customers", "pipeline", "mobile", "org", "web", "wechat", "catalog")
+NAMESPACES = ("customers", "pipeline", "mobile", "org", "web", "wechat", "catalog",
+              "finance")
 LIST = ({}, {"q": "MK"}, {"export": "csv"}, {"q": "MK", "export": "csv"})
 PLAIN = ({}, {"export": "csv"})
 
@@ -320,6 +321,62 @@ PAGE_ROUTES: dict[str, Any] = {
 
 
 PAGE_ROUTES.update(CATALOG_ROUTES)
+
+
+# --- finance: the reports read through the data scope (finance.view; reps get 403). The world
+# books no subledger (its events are not dispatched), so these check the refusals and that no
+# marker leaks; the figures per scope are tested in tests/finance/test_pages.py ---
+FIN_LIST = ({}, {"export": "csv"}, {"export": "xlsx"})
+
+
+def _none(world: World) -> int:
+    return MISSING_ID
+
+
+FINANCE_ROUTES: dict[str, Any] = {
+    "finance:overview": lst(needs="finance.view"),
+    "finance:bridge": lst(variants=FIN_LIST, needs="finance.view"),
+    "finance:revenue": lst(variants=({}, {"by": "contract"}, {"by": "customer"},
+                                     {"by": "owner", "export": "csv"}), needs="finance.view"),
+    "finance:ageing": lst(variants=FIN_LIST, needs="finance.view"),
+    "finance:liabilities": lst(variants=FIN_LIST, needs="finance.view"),
+    "finance:invoiced_not_collected": lst(variants=FIN_LIST, needs="finance.view"),
+    "finance:marketing": lst(variants=FIN_LIST, needs="finance.view"),
+    "finance:voucher_list": lst(variants=FIN_LIST, needs="finance.view"),
+    "finance:period_list": lst(needs="finance.view"),
+    "finance:invoice_list": lst(variants=FIN_LIST, needs="finance.view"),
+    "finance:bank_queue": lst(variants=({}, {"status": "ignored"}), needs="finance.post"),
+    "finance:voucher_new": form(needs="finance.post"),
+    "finance:invoice_new": (
+        detail("contract", needs="finance.post"),
+        action("contract", {"number": "MX-FP-1", "kind": "ordinary", "issued_on": "$today",
+                            "gross": "1.00", "vat_rate": "0.13"}, form=True),
+    ),
+    "finance:refund_new": (
+        detail("contract", needs="finance.post"),
+        action("contract", {"amount": "1.00", "refunded_on": "$today", "reason": "matrix"},
+               form=True),
+    ),
+    "finance:voucher_detail": reference(_none, "the world books no voucher: a missing one "
+                                        "shows nothing; 404 outside vouchers_for (a manager "
+                                        "sees the vouchers of contracts in scope) is tested in "
+                                        "tests/finance/test_pages.py"),
+    "finance:voucher_reverse": reference(_none, "POST, finance.post; reverses a manual voucher "
+                                         "(no customer row)", method="POST",
+                                         body={"on": "$today", "reason": "matrix"}),
+    "finance:invoice_void": reference(_none, "POST, finance.post; 404 outside the invoices' "
+                                      "scope (the world has no invoice)", method="POST",
+                                      body={"reason": "matrix"}),
+    "finance:period_close": meta("POST, finance.close; closes a month, shows no records"),
+    "finance:bank_import": meta("a statement upload (finance.post); lines name no record and are "
+                                "matched through record_receipt's scope"),
+    "finance:bank_match": reference(_none, "finance.post (all-scope roles); the contract is "
+                                    "looked up in the actor's scope, then record_receipt "
+                                    "checks it again"),
+    "finance:bank_ignore": reference(_none, "POST, finance.post; sets a bank line aside",
+                                     method="POST", body={"note": "matrix"}),
+}
+PAGE_ROUTES.update(FINANCE_ROUTES)
 
 
 def _walk(patterns: list[Any], namespace: str | None = None) -> list[tuple[str, Any]]:
