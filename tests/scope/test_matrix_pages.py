@@ -57,10 +57,15 @@ def _contract_actions() -> list[str]:
 
 CONTRACT_FORM = {"reason": "matrix", "signed_on": "$today", "delivered_on": "$today",
                  "accepted_on": "$today", "completed_on": "$today"}
+DELIVERY_FORM = {"shipped_on": "$today", "delivered_on": "$today", "accepted_on": "$today",
+                 "kind": "receipt", "evidence_note": "matrix", "reason": "matrix"}
+
+
 TICKET_ACTIONS = {
     "start": {}, "wait": {}, "resolve": {"resolution": "matrix"}, "close": {},
     "reopen": {"reason": "matrix"}, "reassign": {"owner": "$me"}, "priority": {"priority": "high"},
 }
+
 
 def _product(world: World) -> int:
     return world.product.pk
@@ -296,6 +301,22 @@ PAGE_ROUTES: dict[str, Any] = {
                           "whatever the reader's data scope, so only administrators read it"),
     "wechat:outbox_retry": meta("POST only (405 on GET), settings.manage; queues a message that "
                                 "was given up again; no records shown"),
+    # --- delivery orders (交付单): the world has a planned one per owner's contract ---
+    "catalog:delivery_list": lst("dlvo", variants=lambda w, p: [
+        *LIST, {"status": "planned"}, {"late": "1"},
+        *({"contract": c.pk} for _code, c in w.records_of("contract"))]),
+    "catalog:delivery_detail": detail("deliveryorder"),
+    "catalog:delivery_action": tuple(
+        {**action("deliveryorder", DELIVERY_FORM, form=True), "slug": a}
+        for a in ("ship", "deliver", "accept", "cancel")
+    ),
+    "catalog:delivery_evidence": action("deliveryorder", form=True),  # 404 outside; no file
+    "catalog:delivery_new": (
+        detail("contract", ok=(200, 403)),  # the owner and operations: 200; a manager: 403
+        action("contract", lambda w, p: {f"qty_{line.pk}": "0.5" for _c, c in
+                                         w.records_of("contract") for line in c.lines.all()},
+               form=True),
+    ),
     # --- phone pages ---
     "mobile:my_day": lst("foll", "lead", "oppo", "cust", "ctrt", mine=True),
     "mobile:followup_new": (
@@ -317,9 +338,13 @@ PAGE_ROUTES: dict[str, Any] = {
         {**action("contract", CONTRACT_FORM, form=True), "slug": a} for a in _contract_actions()
     ),
     "mobile:pool": lst("cust", variants=({}, {"q": "MK"})),
+    "mobile:delivery_list": lst("dlvo", variants=({}, {"late": "1"})),
+    "mobile:delivery_detail": detail("deliveryorder"),
+    "mobile:delivery_action": tuple(
+        {**action("deliveryorder", DELIVERY_FORM, form=True), "slug": a}
+        for a in ("ship", "deliver", "accept", "cancel")
+    ),
 }
-
-
 PAGE_ROUTES.update(CATALOG_ROUTES)
 
 
@@ -377,6 +402,7 @@ FINANCE_ROUTES: dict[str, Any] = {
                                      method="POST", body={"note": "matrix"}),
 }
 PAGE_ROUTES.update(FINANCE_ROUTES)
+
 
 
 def _walk(patterns: list[Any], namespace: str | None = None) -> list[tuple[str, Any]]:

@@ -25,7 +25,7 @@ class DeliveryStatus(models.TextChoices):
     PLANNED = "planned", _("Planned")
     SHIPPED = "shipped", _("Shipped")
     DELIVERED = "delivered", _("Delivered")
-    ACCEPTED = "accepted", _("Accepted")
+    ACCEPTED = "accepted", _("Accepted by the customer")
     CANCELLED = "cancelled", _("Cancelled")
 
 

@@ -625,10 +625,6 @@ class ExternalUpdate:
 _DATE_OF = {S.SHIPPED: "shipped_on", S.DELIVERED: "delivered_on", S.ACCEPTED: "accepted_on"}
 
 
-def _status_label(status: str) -> str:
-    return str(S(status).label).lower()
-
-
 def _same_as_stored(order: DeliveryOrder, update: ExternalUpdate) -> None:
     """The update names the order's current status: its dates must be the stored ones
     (a retry), else it contradicts what was recorded."""
@@ -677,8 +673,7 @@ def apply_external_update(*, actor: Any, order: DeliveryOrder,
             _("Delivery order %(number)s is already %(current)s; it cannot become %(target)s. "
               "An update may only move an order forward (planned → shipped → delivered → "
               "accepted) or cancel it before acceptance.")
-            % {"number": order.number, "current": _status_label(current),
-               "target": _status_label(target)},
+            % {"number": order.number, "current": current, "target": target},
             code="conflicting_update",
         )
     _same_as_stored(order, update)

@@ -59,7 +59,7 @@ BUILTIN_ROLES: list[dict[str, Any]] = [
     },
     {
         "code": "operations", "name": gettext_noop("Operations"), "data_scope": "all",
-        "permissions": ["delivery.record", "delivery.manage", "ticket.edit", "export",
+        "permissions": ["delivery.record", "delivery.manage", "ticket.edit",
                         "catalog.manage"],
     },
     {

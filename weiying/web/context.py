@@ -21,6 +21,7 @@ NAV: list[tuple[Any, ...]] = [
     ("pipeline:followup_list", _("Follow-ups")),
     ("pipeline:contract_list", _("Contracts")),
     ("pipeline:receivables", _("Collections")),
+    ("catalog:delivery_list", _("Deliveries")),
     ("pipeline:ticket_list", _("Service")),
     ("pipeline:aftersale", _("Repurchase & upsell")),
     ("org:chart", _("Organisation")),

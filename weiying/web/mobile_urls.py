@@ -6,7 +6,8 @@ app_name = "mobile"
 urlpatterns: list = []
 
 for _module in ["weiying.pipeline.mobile_day", "weiying.pipeline.mobile_leads",
-                "weiying.pipeline.mobile_contracts", "weiying.customers.mobile"]:
+                "weiying.pipeline.mobile_contracts", "weiying.customers.mobile",
+                "weiying.catalog.mobile_delivery"]:
     try:
         _mod = importlib.import_module(_module)
     except ModuleNotFoundError as exc:

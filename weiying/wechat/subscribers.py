@@ -196,3 +196,40 @@ def push_sla_breached(event: DomainEvent) -> None:
         push.enqueue(kind="ticket.sla_breached", employee=person, content=content,
                      dedup_key=f"ticket.sla_breached:{ticket.pk}:{step}:"
                                f"{int(deadline.timestamp())}:to:{person.pk}")
+
+
+@events.subscribe("delivery_order.late")
+def push_delivery_late(event: DomainEvent) -> None:
+    """A delivery order past the day promised to the customer: its owner and the person they
+    answer to."""
+    from weiying.catalog.delivery import DeliveryOrder
+
+    order = (DeliveryOrder.objects.select_related("owner__department", "owner__user",
+                                                  "contract__customer")
+             .filter(pk=event.subject_id).first())
+    if order is None or order.owner is None or order.owner_id != event.data.get("owner_id"):
+        return  # the contract changed hands since: the new owner hears of it on the page
+    if not order.is_late(timezone.localdate()):
+        return  # delivered or cancelled since
+    with in_company_language():
+        content = push.textcard(
+            title=_("Delivery late: %(number)s") % {"number": order.number},
+            lines=[
+                _("Contract %(number)s · %(customer)s") % {
+                    "number": order.contract.number, "customer": order.contract.customer.name},
+                _("Promised for %(date)s; still %(status)s.") % {
+                    "date": order.promised_on.isoformat(),
+                    "status": str(order.get_status_display()).lower()},
+                _("Owner: %(name)s") % {"name": order.owner.name},
+            ],
+            url=push.absolute_url("mobile:delivery_detail", order.pk), button=_("Open it"),
+        )
+    people = [order.owner]
+    manager = audience.managers_of([order.owner]).get(order.owner_id)
+    if manager is not None and manager.pk != order.owner_id and audience.sees(
+            manager, DeliveryOrder, [order.pk]):
+        people.append(manager)
+    for person in people:
+        push.enqueue(kind="delivery_order.late", employee=person, content=content,
+                     dedup_key=f"delivery_order.late:{order.pk}:"
+                               f"{order.promised_on.isoformat()}:to:{person.pk}")
