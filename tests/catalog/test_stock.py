@@ -285,3 +285,13 @@ def test_a_delivery_order_shipped_through_operations_issues_the_goods(
     assert level(world.north, world.box) == (Decimal("2"), Decimal("0"))
     events.replay(DomainEvent.objects.filter(name="delivery_order.shipped"))
     assert level(world.north, world.box) == (Decimal("2"), Decimal("0"))
+
+
+def test_the_product_page_lists_what_visible_contracts_hold(world, login,
+                                                            django_capture_on_commit_callbacks):
+    contract = signed(world, [{"product": world.box, "quantity": "2"}],
+                      django_capture_on_commit_callbacks)
+    url = f"/catalog/products/{world.box.pk}/"
+    assert contract.number in login(world.company.operations).get(url).content.decode()
+    assert contract.number in login(world.company.rep_a).get(url).content.decode()
+    assert contract.number not in login(world.company.rep_b).get(url).content.decode()

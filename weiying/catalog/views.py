@@ -27,15 +27,17 @@ from weiying.catalog.models import (
     PriceList,
     PriceListItem,
     Product,
+    Reservation,
     Sku,
     StockLevel,
     StockMovement,
     Warehouse,
 )
 from weiying.catalog.selectors import price_lists_for, product_detail, products_for
+from weiying.catalog.stock import ReservationStatus
 from weiying.core.errors import DomainError, NotFound, PermissionDenied
 from weiying.core.permissions import PERMISSIONS, has_perm
-from weiying.core.scope import data_scope_of
+from weiying.core.scope import data_scope_of, scoped
 from weiying.org.choices import DataScope
 from weiying.web.errors import domain_errors
 from weiying.web.forms import show_error
@@ -205,7 +207,20 @@ def product_detail_page(request: HttpRequest, pk: int) -> HttpResponse:
         .order_by("-price_list__valid_from", "price_list__name"),
         "components": Product.objects.filter(is_active=True).exclude(pk=product.pk)
         .exclude(bundle_items__isnull=False).order_by("code")[:500],
+        "reservations": _open_reservations(request.user, product),
     })
+
+
+def _open_reservations(user: Any, product: Product) -> list[Reservation]:
+    """What signed contracts the reader may see still hold of the product (at most 50)."""
+    from weiying.pipeline.models import Contract
+
+    visible = scoped(Contract.objects.all(), user).values("pk")
+    return list(
+        Reservation.objects.filter(product=product, status=ReservationStatus.RESERVED,
+                                   contract_line__contract__in=visible)
+        .select_related("contract_line__contract", "stock__warehouse", "capacity")
+        .order_by("-created_at", "-id")[:50])
 
 
 @login_required
