@@ -97,7 +97,7 @@ def reference(target: Callable[[World], Any], why: str, *, method: str = "GET",
               body: Any = None) -> dict[str, Any]:
     """A page or operation on company-wide reference data (a product, a price list, a SKU):
     `target(world)` gives the id in the path. Nobody owns such rows, so there is no scope to
-    keep; what is checked is that no business row appears, for every persona."""
+    keep; what is checked is that no business row outside the persona's scope appears."""
     return {"kind": "reference", "target": target, "why": why, "method": method, "body": body}
 
 
@@ -304,16 +304,17 @@ def check_create(world: World, clients: dict[str, Any], method: str, path: str,
 
 def check_reference(world: World, clients: dict[str, Any], url_for: Callable[[Any], str],
                     spec: dict[str, Any]) -> list[str]:
-    """Reference data: every persona's answer names no business row."""
+    """Reference data: every persona's answer names no business row outside the persona's
+    scope (a product page lists the visible contracts that hold its stock)."""
     problems = []
     url = url_for(spec["target"](world))
     for persona in PERSONAS:
         response = _send(clients[persona], spec["method"], url,
                          resolve(spec["body"], world, persona) or {},
                          form=spec["method"] == "POST" and "/api/" not in url)
-        found = markers_in(_body_text(response))
-        if found:
-            problems.append(f"{persona} {spec['method']} {url}: business rows {sorted(found)}")
+        leaked = leaks(world, persona, _body_text(response))
+        if leaked:
+            problems.append(f"{persona} {spec['method']} {url}: LEAK of {sorted(leaked)}")
     return problems
 
 
