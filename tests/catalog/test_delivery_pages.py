@@ -173,3 +173,22 @@ def test_the_owner_sees_the_phone_page_without_the_steps(company, login, contrac
     body = login(company.rep_a).get(f"/m/deliveries/{order.pk}/").content.decode()
 
     assert order.number in body and "data-action=" not in body
+
+
+def test_the_list_costs_the_same_queries_for_more_rows(company, login, goods, ops):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(company.operations)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get("/catalog/deliveries/").status_code == 200
+        return len(ctx.captured_queries)
+
+    for _ in range(2):
+        svc.create_delivery_order(actor=ops, contract=world.signed(company, goods, company.rep_a))
+    few = queries()
+    for _ in range(4):
+        svc.create_delivery_order(actor=ops, contract=world.signed(company, goods, company.rep_b))
+    assert queries() == few

@@ -379,7 +379,8 @@ def create_delivery_order(
 ) -> DeliveryOrder:
     """A planned order for some or all of what is left to deliver on a signed contract.
     `lines` are dicts of contract_line (a line or its id) and quantity; None takes every open
-    quantity of the goods and milestone lines. A repeated `external_id` returns the order
+    quantity of the goods and milestone lines. (Limitation: an ERP/WMS names lines by contract
+    line id; it cannot name them by product or SKU code.) A repeated `external_id` returns the order
     already made for it and changes nothing."""
     external_id = _text(external_id, 64) or None
     contract = _lock_contract(actor, contract)
@@ -562,6 +563,8 @@ def _record_contract_acceptance(contract: Contract) -> None:
 @transaction.atomic
 def cancel_delivery_order(*, actor: Any, order: DeliveryOrder, reason: str) -> DeliveryOrder:
     """Any state before acceptance → cancelled; its quantities are free for a new order."""
+    # Limitation: cancelling an order after it shipped returns no stock; the event says what it
+    # was (previous_status), and operations count the goods back in.
     _require(actor)
     order = _lock_order(actor, order)
     _check_step("cancel", order)
