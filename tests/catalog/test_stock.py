@@ -295,3 +295,13 @@ def test_the_product_page_lists_what_visible_contracts_hold(world, login,
     assert contract.number in login(world.company.operations).get(url).content.decode()
     assert contract.number in login(world.company.rep_a).get(url).content.decode()
     assert contract.number not in login(world.company.rep_b).get(url).content.decode()
+
+
+def test_a_long_sender_id_is_refused_plainly(world, ops):
+    with pytest.raises(ValidationFailed) as exc:
+        stock_services.apply_stock_update(actor=ops, key="x" * 121, warehouse_code="WH-N",
+                                          product_code="BOX", received="1")
+    assert str(exc.value.message) == "The sender's id is at most 120 characters."
+    movement, created = stock_services.apply_stock_update(
+        actor=ops, key="y" * 120, warehouse_code="WH-N", product_code="BOX", received="1")
+    assert created and movement.key == "api:" + "y" * 120

@@ -201,7 +201,7 @@ class StockPage(Schema):
 
 
 class StockUpdateIn(Schema):
-    id: str = Field(min_length=1, max_length=100,
+    id: str = Field(min_length=1, max_length=120,
                     description="the sender's id of this update: a repeat changes nothing")
     warehouse: str = Field(min_length=1, max_length=32, description="warehouse code")
     product: str = Field(min_length=1, max_length=32, description="product code")

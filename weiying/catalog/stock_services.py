@@ -99,10 +99,11 @@ def set_capacity(*, actor: Any, product: Product, year: Any, month: Any,
 
 
 # --- Goods received and counted -------------------------------------------------------------
-def _key(key: Any) -> str | None:
+def _key(key: Any, limit: int = 128) -> str | None:
     key = (str(key).strip() if key is not None else "") or None
-    if key is not None and len(key) > 128:
-        raise ValidationFailed(_("The sender's id is at most 128 characters."), field="id")
+    if key is not None and len(key) > limit:
+        raise ValidationFailed(_("The sender's id is at most %(n)s characters.") % {"n": limit},
+                               field="id")
     return key
 
 
@@ -177,11 +178,11 @@ def apply_stock_update(
     """An ERP/WMS message: either a count (`on_hand`) or goods received (`received`), named by
     codes. Returns (movement, created); the sender's `key` makes a repeat change nothing."""
     require(actor, MANAGE)
-    key = _key(key)
+    key = _key(key, limit=120)
     if not key:
         raise ValidationFailed(_("Send your own id for this update, so a repeat changes "
                                  "nothing."), field="id")
-    namespaced = f"api:{key}"
+    namespaced = f"api:{key}"  # at most 124 characters: the ledger's key holds 128
     done = StockMovement.objects.filter(key=namespaced).first()
     if done is not None:
         return done, False
