@@ -259,3 +259,12 @@ def test_catalogue_lists_cost_the_same_for_more_rows(company, login, name):
     few = count()
     _more(company, 5, 200)
     assert count() == few
+
+
+def test_the_draft_edit_form_warns_too(company, login, cat):
+    rep = user_of(company.rep_a)
+    contract = contracts.create_contract(actor=rep, customer=_customer(company, "B"),
+                                         title="草稿", lines=[{"product": cat.box, "quantity": "9"}])
+    body = login(company.rep_a, language="en").get(
+        reverse("pipeline:contract_edit", args=[contract.pk])).content.decode()
+    assert "Only 3 台 of 智能柜 are free in stock and 9 are asked" in body
