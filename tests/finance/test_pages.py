@@ -10,7 +10,7 @@ from django.urls import reverse
 from tests.conftest import user_of
 from tests.finance.desk import booked_fixture  # noqa: F401 - the fixture
 from tests.pipeline.contracts.conftest import make_customer
-from weiying.finance import bank
+from weiying.finance import bank, services
 from weiying.finance.models import BankLine, Invoice, MarketingSpend, Period, Refund, Voucher
 from weiying.pipeline.models import Receipt
 from weiying.pipeline.services import contracts as svc
@@ -266,3 +266,15 @@ def test_a_line_waits_then_appears_on_the_overview(company, login):
     bank.receive_lines([{"date": "2026-11-20", "amount": "1.00", "bank_ref": "W1"}],
                        actor=user_of(company.finance))
     assert login(company.finance).get(reverse("finance:overview")).context["waiting"] == 1
+
+
+def test_spend_rows_are_listed_within_the_viewers_departments(company, booked, login):
+    services.record_marketing_spend(actor=user_of(company.finance), channel="展会",
+                                    spent_on=dt.date(2026, 11, 4), amount="10.00",
+                                    department=company.team_b)
+    url = reverse("finance:marketing")
+    everyone = login(company.finance).get(url, NOV).context["recent"]
+    assert sorted(s.channel for s in everyone) == ["展会", "广告"]
+    north = login(company.manager_b).get(url, NOV).context["recent"]
+    assert [s.channel for s in north] == ["展会"]
+    assert list(login(company.manager_a).get(url, NOV).context["recent"]) == []

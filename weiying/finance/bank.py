@@ -208,6 +208,13 @@ def _check_row(row: int, values: dict[str, str], columns: dict[str, str],
 
 def _file_lines(source: Any, report: BankImportReport) -> list[_Line]:
     rows = read_rows(source)
+    try:
+        return _lines_of(rows, report)
+    finally:
+        rows.close()  # a refusal before the end: close the reader while the file is open
+
+
+def _lines_of(rows: Any, report: BankImportReport) -> list[_Line]:
     header = next(rows, None)
     if header is None or not any(header):
         raise ValidationFailed(_("The file is empty; the first row must hold the column "

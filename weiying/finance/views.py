@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from weiying.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from weiying.core.permissions import has_perm, require
-from weiying.core.scope import scoped
+from weiying.core.scope import data_scope_of, scoped
 from weiying.finance import bank, close, exports, reports, selectors, services
 from weiying.finance.forms import (
     AsOfForm,
@@ -43,6 +43,8 @@ from weiying.finance.models import (
     InvoiceStatus,
     MarketingSpend,
 )
+from weiying.org.choices import DataScope
+from weiying.org.selectors import subtree_departments, visible_departments
 from weiying.pipeline.models import Contract
 from weiying.web.errors import domain_errors
 from weiying.web.exports import export_links, wants_export
@@ -232,11 +234,25 @@ SPEND_HEADERS = {"channel": ("渠道", "channel"), "spent_on": ("日期", "date"
 def import_spend(request: HttpRequest, upload: Any) -> int:
     """Spend rows from a CSV (channel, date, amount, note, id): every row checked first, all
     recorded in one transaction or none (the first bad row named)."""
-    from weiying.finance.bank import parse_amount, parse_date
     from weiying.pipeline.imports import read_rows
 
     require(request.user, "finance.post")
     rows = read_rows(upload)
+    try:
+        items = _spend_rows(rows)
+    finally:
+        rows.close()
+    with transaction.atomic():
+        for values, amount, day in items:
+            services.record_marketing_spend(
+                actor=request.user, channel=values["channel"], spent_on=day, amount=amount,
+                note=values.get("note", ""), external_id=values.get("external_id") or None)
+    return len(items)
+
+
+def _spend_rows(rows: Any) -> list[tuple[dict[str, str], Any, Any]]:
+    from weiying.finance.bank import parse_amount, parse_date
+
     header = [h.strip().lower() for h in next(rows, [])]
     index = {}
     for name, aliases in SPEND_HEADERS.items():
@@ -258,12 +274,7 @@ def import_spend(request: HttpRequest, upload: Any) -> int:
                                      "amount above zero.") % {"row": number},
                                    code="bad_row", field="file")
         items.append((values, amount, day))
-    with transaction.atomic():
-        for values, amount, day in items:
-            services.record_marketing_spend(
-                actor=request.user, channel=values["channel"], spent_on=day, amount=amount,
-                note=values.get("note", ""), external_id=values.get("external_id") or None)
-    return len(items)
+    return items
 
 
 @login_required
@@ -305,7 +316,13 @@ def marketing(request: HttpRequest) -> HttpResponse:
                      _("Revenue (VAT excl.)"), _("Revenue per yuan spent"), _("Gross margin")],
             rows=([r.channel or "—", r.spend, r.cash, r.cash_return, r.revenue,
                    r.accrual_return, r.margin] for r in rows))
-    recent = MarketingSpend.objects.filter(spent_on__gte=start, spent_on__lte=end)[:50]
+    recent = MarketingSpend.objects.filter(spent_on__gte=start, spent_on__lte=end)
+    if where.department is not None:
+        recent = recent.filter(department__in=subtree_departments(where.department))
+    if data_scope_of(request.user) != DataScope.ALL:
+        # Spend carries a department, not an owner: a manager reads their subtree's only.
+        recent = recent.filter(department__in=visible_departments(request.user))
+    recent = recent[:50]
     return _page(request, "marketing.html", {
         "form": form, "rows": rows, "spend_form": spend_form, "upload": upload,
         "recent": recent}, status=400 if spend_form.errors else 200)
