@@ -7,7 +7,6 @@ from django.utils import timezone
 from tests.conftest import user_of
 from tests.pipeline.contracts.conftest import make_customer
 from weiying.core.errors import (
-    Conflict,
     InvalidTransition,
     NotFound,
     PermissionDenied,
@@ -262,9 +261,9 @@ def test_accepted_contract_cannot_be_cancelled(company, make_contract):
     today = timezone.localdate()
     svc.record_delivery(actor=manager, contract=contract, delivered_on=today)
     svc.record_acceptance(actor=manager, contract=contract, accepted_on=today)
-    with pytest.raises(Conflict) as exc:
+    with pytest.raises(InvalidTransition) as exc:
         svc.cancel_contract(actor=manager, contract=contract, reason="撤单")
-    assert exc.value.code == "accepted_not_cancellable"
+    assert exc.value.code == "invalid_transition"
     assert str(exc.value.message) == (
         f"The customer accepted this contract's delivery on {today.isoformat()}; it can no "
         "longer be cancelled. Complete it, or record a sales return with finance.")
@@ -286,6 +285,9 @@ GENERIC = {
         "This contract is cancelled; it can no longer change. Start a new contract instead.",
 }
 SPECIFIC = {
+    ("cancel", "accepted"): "The customer accepted this contract's delivery on %(today)s; it "
+                            "can no longer be cancelled. Complete it, or record a sales return "
+                            "with finance.",
     ("sign", "pending_approval"):
         "This contract is pending approval; it can be signed once a manager approves it.",
     ("sign", "draft"): "This contract is a draft; submit it and have it approved before signing.",
