@@ -585,6 +585,8 @@ BANK_SORTS = {"date": ["booked_on", "id"], "-date": ["-booked_on", "-id"]}
 @login_required
 @domain_errors
 def bank_queue(request: HttpRequest) -> HttpResponse:
+    # Limitation: an unmatched line has no department to scope it by, so the queue is for
+    # finance.post (all-scope roles) only; see the README's known limitations.
     require(request.user, "finance.post")
     status = request.GET.get("status", BankLineStatus.UNMATCHED)
     if status not in BankLineStatus.values:
