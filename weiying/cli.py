@@ -205,6 +205,22 @@ def cmd_import(args: argparse.Namespace) -> int:
     return import_file_cli(args)
 
 
+def cmd_open_books(args: argparse.Namespace) -> int:
+    _setup()
+    from weiying.core.errors import DomainError
+    from weiying.finance.backfill import backfill
+
+    try:
+        result = backfill(close_months=not args.no_close, progress=print)
+    except DomainError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    print(f"books opened: {result.contracts} contracts, {result.receipts} receipts, "
+          f"{result.acceptances} acceptances, {result.cancellations} cancellations, "
+          f"{result.months_closed} months closed")
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """The WeChat sandbox: a separate Flask app (no Django), one gunicorn process because
     its world lives in memory, eight threads."""
@@ -315,6 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE.json",
                    help="sandbox settings (credentials, keys, retry schedules) as JSON")
     p.set_defaults(func=cmd_sandbox)
+
+    p = sub.add_parser("open-books",
+                       help="open the finance books from the contracts, receipts and acceptances "
+                            "already recorded (once, on books with no postings)",
+                       description="Replay the history day by day through the finance layer's "
+                                   "postings and close each month that has ended.")
+    p.add_argument("--no-close", action="store_true", help="post only; close no month")
+    p.set_defaults(func=cmd_open_books)
 
     p = sub.add_parser("check", help="check the configuration and the database connection",
                        description="Validate settings, run Django's checks and connect.")

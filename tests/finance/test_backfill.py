@@ -1,0 +1,76 @@
+"""Opening the books from history books the same as the events did, and closes the months."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from tests.conftest import user_of
+from weiying.core.errors import Conflict
+from weiying.finance import reports
+from weiying.finance.backfill import backfill
+from weiying.finance.models import Entry, Movement, Obligation, Period, Voucher
+from weiying.pipeline.services import contracts as svc
+
+TODAY = dt.date(2026, 12, 3)
+
+
+def _wipe_books() -> None:
+    Entry.objects.all().delete()
+    Movement.objects.all().delete()
+    Voucher.objects.all().delete()
+    Obligation.objects.all().delete()
+    Period.objects.all().delete()
+
+
+def _history(company, products, deal):
+    finance, ops = user_of(company.finance), user_of(company.operations)
+    goods = deal([{"product": products.box, "quantity": "4", "unit_price": "1130.00"}],
+                 signed_on=dt.date(2026, 2, 3))
+    svc.record_receipt(actor=finance, contract=goods, amount="1000.00",
+                       received_on=dt.date(2026, 2, 10), method="bank")
+    svc.record_delivery(actor=ops, contract=goods, delivered_on=dt.date(2026, 3, 1))
+    svc.record_acceptance(actor=ops, contract=goods, accepted_on=dt.date(2026, 3, 4))
+    service = deal([{"product": products.saas, "quantity": "1", "unit_price": "12000.00"}],
+                   signed_on=dt.date(2026, 2, 20), start_on=dt.date(2026, 3, 1),
+                   end_on=dt.date(2027, 2, 28))
+    svc.record_receipt(actor=finance, contract=service, amount="6000.00",
+                       received_on=dt.date(2026, 3, 2), method="bank")
+    return goods, service
+
+
+def test_books_opened_from_history_match_the_live_postings(company, products, deal):
+    _history(company, products, deal)
+    finance = user_of(company.finance)
+    start, end = dt.date(2026, 1, 1), dt.date(2026, 11, 30)
+    live = reports.bridge(finance, start, end)
+    live_revenue = reports.revenue_by(finance, start, end, "product")
+    _wipe_books()
+    assert reports.bridge(finance, start, end).cash == 0
+    result = backfill(today=TODAY, close_months=False)
+    assert (result.contracts, result.receipts, result.acceptances) == (2, 2, 1)
+    replayed = reports.bridge(finance, start, end)
+    assert (replayed.cash, replayed.revenue, replayed.output_vat, replayed.receivable_close,
+            replayed.liability_close) == (live.cash, live.revenue, live.output_vat,
+                                          live.receivable_close, live.liability_close)
+    assert reports.revenue_by(finance, start, end, "product") == live_revenue
+
+
+def test_opening_the_books_closes_each_ended_month_and_runs_once(company, products, deal):
+    _history(company, products, deal)
+    _wipe_books()
+    result = backfill(today=TODAY)
+    # February to November 2026 have ended by 3 December.
+    assert result.months_closed == 10
+    assert Period.objects.filter(status="closed").count() == 10
+    finance = user_of(company.finance)
+    view = reports.bridge(finance, dt.date(2026, 1, 1), dt.date(2026, 11, 30))
+    assert view.difference == 0
+    # Nine months (March to November) of the 12,000.00 service: 12000 × 275/365 → by month.
+    saas = Obligation.objects.get(fulfilment="service")
+    assert Decimal("9000") < saas.recognised_gross < Decimal("9100")
+    with pytest.raises(Conflict) as exc:
+        backfill(today=TODAY)
+    assert exc.value.code == "books_open"

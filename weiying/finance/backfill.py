@@ -1,0 +1,95 @@
+"""Open the books from history: when a company turns the finance layer on over contracts it
+already has (or the demo generates 18 months of them without events), replay what happened,
+day by day, through the same postings the events make, closing each month as it passes.
+
+It runs once, on books that hold no obligations yet, and is refused otherwise: once the books
+are open, every posting comes from an event and a rebuild would rewrite closed periods.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from weiying.core.errors import Conflict
+from weiying.finance import close, services
+from weiying.finance.models import Obligation, Period, Refund
+from weiying.pipeline.choices import ContractStatus
+from weiying.pipeline.models import Contract, Receipt
+
+
+@dataclass
+class BackfillResult:
+    contracts: int = 0
+    receipts: int = 0
+    acceptances: int = 0
+    cancellations: int = 0
+    months_closed: int = 0
+
+
+def _month_end(day: dt.date) -> dt.date:
+    return dt.date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
+
+
+def backfill(*, today: dt.date | None = None, close_months: bool = True,
+             progress: Callable[[str], None] | None = None) -> BackfillResult:
+    today = today or timezone.localdate()
+    if Obligation.objects.exists() or Period.objects.filter(status="closed").exists():
+        raise Conflict(_("The books are already open; every posting now comes from the events."),
+                       code="books_open")
+    signed = Contract.objects.exclude(signed_on=None)
+    steps: list[tuple[dt.date, int, str, Any]] = []
+    for pk, signed_on in signed.values_list("pk", "signed_on"):
+        steps.append((signed_on, 0, "sign", pk))
+    for pk, on in Receipt.objects.filter(contract__in=signed).values_list("pk", "received_on"):
+        steps.append((on, 1, "receipt", pk))
+    for pk, on in signed.exclude(accepted_on=None).values_list("pk", "accepted_on"):
+        steps.append((on, 2, "accept", pk))
+    for pk, on in (signed.filter(status=ContractStatus.CANCELLED)
+                   .values_list("pk", "updated_at")):
+        steps.append((timezone.localdate(on), 3, "cancel", pk))
+    if Refund.objects.exists():
+        raise Conflict(_("Refunds are already recorded; the books cannot be opened from "
+                         "history."), code="books_open")
+    steps.sort(key=lambda s: (s[0], s[1], s[3]))
+    result = BackfillResult()
+    month: tuple[int, int] | None = None
+
+    def close_through(day: dt.date) -> None:
+        nonlocal month
+        while month is not None and _month_end(dt.date(*month, 1)) < day:
+            if _month_end(dt.date(*month, 1)) < today:
+                with transaction.atomic():
+                    close.close_period(actor=None, year=month[0], month=month[1], today=today)
+                result.months_closed += 1
+                if progress:
+                    progress(f"closed {month[0]}-{month[1]:02d}")
+            month = (month[0] + 1, 1) if month[1] == 12 else (month[0], month[1] + 1)
+
+    for day, _order, kind, pk in steps:
+        if month is None:
+            month = (day.year, day.month)
+        if close_months:
+            close_through(day)
+        if kind == "sign":
+            services.post_contract_signed(pk)
+            result.contracts += 1
+        elif kind == "receipt":
+            services.post_receipt(pk)
+            result.receipts += 1
+        elif kind == "accept":
+            services.post_acceptance(pk, key=f"contract:{pk}:accepted", accepted_on=day)
+            result.acceptances += 1
+        else:
+            services.post_cancellation(pk)
+            result.cancellations += 1
+    if close_months:
+        close_through(today)
+    return result
