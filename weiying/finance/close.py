@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -153,12 +153,21 @@ def close_period(*, actor: Any, year: int, month: int,
         raise Conflict(_("%(period)s is already closed; a closed period never changes. Book a "
                          "correction in an open period.") % {"period": str(period)},
                        code="period_closed")
-    earlier = (Period.objects.filter(status=PeriodStatus.OPEN)
-               .filter(year__lt=year) | Period.objects.filter(
-                   status=PeriodStatus.OPEN, year=year, month__lt=month)).order_by("year",
-                                                                                   "month")
-    first_open = earlier.first()
-    if first_open is not None:
+    through = ledger.closed_through()
+    if through is not None and (year, month) != ledger.next_month(*through):
+        if (year, month) < through:
+            raise Conflict(_("The books are closed through %(through)s, so %(period)s is closed "
+                             "already; book a correction in an open period.")
+                           % {"through": f"{through[0]}-{through[1]:02d}", "period": str(period)},
+                           code="period_closed")
+        nxt = ledger.next_month(*through)
+        first = f"{nxt[0]}-{nxt[1]:02d}"
+        raise Conflict(_("%(earlier)s is still open; close the months in order, %(earlier)s "
+                         "first.") % {"earlier": first}, code="earlier_period_open")
+    first_open = (Period.objects.filter(status=PeriodStatus.OPEN)
+                  .filter(Q(year__lt=year) | Q(year=year, month__lt=month))
+                  .order_by("year", "month").first())
+    if through is None and first_open is not None:
         raise Conflict(_("%(earlier)s is still open; close the months in order, %(earlier)s "
                          "first.") % {"earlier": str(first_open)}, code="earlier_period_open")
     _lock_obligations()

@@ -267,31 +267,36 @@ def cancel(obligations: list[Obligation]) -> list[Piece]:
 
 
 # --- periods ---------------------------------------------------------------------------------
-def _next_month(year: int, month: int) -> tuple[int, int]:
+def next_month(year: int, month: int) -> tuple[int, int]:
     return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
+def closed_through() -> tuple[int, int] | None:
+    """The last closed month. Months close in order, so every month up to it is closed."""
+    last = (Period.objects.filter(status=PeriodStatus.CLOSED).order_by("-year", "-month")
+            .values_list("year", "month").first())
+    return (last[0], last[1]) if last else None
+
+
 def posting_date(day: dt.date) -> dt.date:
-    """`day`, or the first day of the first open period after it when its period is closed:
-    a closed period never changes."""
-    closed = set(Period.objects.filter(status=PeriodStatus.CLOSED)
-                 .values_list("year", "month"))
-    ym = (day.year, day.month)
-    if ym not in closed:
+    """`day`, or the first day of the first open month when `day` falls in a closed one: a
+    closed period never changes."""
+    through = closed_through()
+    if through is None or (day.year, day.month) > through:
         return day
-    while ym in closed:
-        ym = _next_month(*ym)
-    return dt.date(ym[0], ym[1], 1)
+    year, month = next_month(*through)
+    return dt.date(year, month, 1)
 
 
 def _take_number(on: dt.date) -> tuple[int, str]:
-    period, _created = Period.objects.get_or_create(year=on.year, month=on.month)
-    period = Period.objects.select_for_update().get(pk=period.pk)
-    if period.is_closed:
+    through = closed_through()
+    if through is not None and (on.year, on.month) <= through:
         raise ValidationFailed(
             _("Period %(period)s is closed; book the correction in an open period.")
-            % {"period": str(period)}, code="period_closed", field="on",
+            % {"period": f"{on.year}-{on.month:02d}"}, code="period_closed", field="on",
         )
+    period, _created = Period.objects.get_or_create(year=on.year, month=on.month)
+    period = Period.objects.select_for_update().get(pk=period.pk)
     seq = period.next_voucher
     Period.objects.filter(pk=period.pk).update(next_voucher=F("next_voucher") + 1)
     return seq, f"{on:%Y%m}-{seq:05d}"

@@ -399,6 +399,9 @@ class MarketingSpend(models.Model):
         verbose_name_plural = _("marketing spend")
         ordering = ["-spent_on", "-pk"]
 
+    # Spend belongs to the department it was spent for, whoever typed it in.
+    scope = ScopeRule(owner="recorded_by", department="department", follows_owner=False)
+
     def __str__(self) -> str:
         return f"{self.channel} {self.spent_on}"
 

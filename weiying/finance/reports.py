@@ -358,7 +358,8 @@ def marketing_return(user: Any, start: dt.date, end: dt.date,
         name = r["channel"] or ""
         out[name] = ChannelReturn(name, cash=r["cash"], revenue=r["revenue"],
                                   margin=r["revenue"] - r["cost"])
-    spend = MarketingSpend.objects.filter(spent_on__gte=start, spent_on__lte=end)
+    spend = scoped(MarketingSpend.objects.all(), user).filter(spent_on__gte=start,
+                                                              spent_on__lte=end)
     if where is not None and where.channel:
         spend = spend.filter(channel=where.channel)
     if where is not None and where.department is not None:
