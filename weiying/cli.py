@@ -129,6 +129,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     call_command("migrate", interactive=False, verbosity=0)
     ensure_builtin_roles()
     if args.fresh or not is_generated():
+        from django.conf import settings
+
+        (settings.DATA_DIR / BOOKS_OPENED).unlink(missing_ok=True)
         started = time.monotonic()
         print(f"Generating the '{args.size}' demo company (seed {args.seed})…", flush=True)
         report = generate(size=args.size, seed=args.seed, fresh=args.fresh)
@@ -146,9 +149,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.no_sandbox:
         started_sandbox, extra_env = _demo_sandbox(args, app_url)
         sandbox.append(started_sandbox)
+    books = _open_books_in_background()
     print(f"\nServing {app_url}/ (Ctrl+C to stop)\n", flush=True)
-    return _serve_processes(args.host, args.port, args.workers, True, extra_env=extra_env,
-                            also=sandbox)
+    try:
+        return _serve_processes(args.host, args.port, args.workers, True, extra_env=extra_env,
+                                also=sandbox)
+    finally:
+        if books is not None and books.poll() is None:
+            books.terminate()
 
 
 def _wait_for_port(host: str, port: int, seconds: float) -> bool:
@@ -207,18 +215,41 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_open_books(args: argparse.Namespace) -> int:
     _setup()
+    from django.conf import settings
+
     from weiying.core.errors import DomainError
     from weiying.finance.backfill import backfill
 
     try:
-        result = backfill(close_months=not args.no_close, progress=print)
+        result = backfill(close_months=not args.no_close,
+                          progress=None if args.quiet else print)
     except DomainError as exc:
         print(exc.message, file=sys.stderr)
         return 1
-    print(f"books opened: {result.contracts} contracts, {result.receipts} receipts, "
+    (settings.DATA_DIR / BOOKS_OPENED).write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    print(f"Finance books opened: {result.contracts} contracts, {result.receipts} receipts, "
           f"{result.acceptances} acceptances, {result.cancellations} cancellations, "
-          f"{result.months_closed} months closed")
+          f"{result.months_closed} months closed", flush=True)
     return 0
+
+
+BOOKS_OPENED = "finance-books-opened"
+
+
+def _open_books_in_background() -> subprocess.Popen | None:
+    """The demo's history was generated without events: replay it through the finance layer
+    beside the server, once (a marker in the data dir says it finished; an interrupted run
+    resumes where it stopped)."""
+    from django.conf import settings
+
+    if (settings.DATA_DIR / BOOKS_OPENED).exists():
+        return None
+    print("Opening the finance books from the demo's history in the background (a few "
+          "minutes; the finance pages fill in as it goes).", flush=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from weiying.cli import main; raise SystemExit(main())",
+         "open-books", "--quiet"],
+    )
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -338,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Replay the history day by day through the finance layer's "
                                    "postings and close each month that has ended.")
     p.add_argument("--no-close", action="store_true", help="post only; close no month")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_open_books)
 
     p = sub.add_parser("check", help="check the configuration and the database connection",

@@ -5,10 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-import pytest
-
 from tests.conftest import user_of
-from weiying.core.errors import Conflict
 from weiying.finance import reports
 from weiying.finance.backfill import backfill
 from weiying.finance.models import Entry, Movement, Obligation, Period, Voucher
@@ -58,7 +55,8 @@ def test_books_opened_from_history_match_the_live_postings(company, products, de
     assert reports.revenue_by(finance, start, end, "product") == live_revenue
 
 
-def test_opening_the_books_closes_each_ended_month_and_runs_once(company, products, deal):
+def test_opening_the_books_closes_each_ended_month_and_a_rerun_adds_nothing(
+        company, products, deal):
     _history(company, products, deal)
     _wipe_books()
     result = backfill(today=TODAY)
@@ -71,6 +69,20 @@ def test_opening_the_books_closes_each_ended_month_and_runs_once(company, produc
     # Nine months (March to November) of the 12,000.00 service: 12000 × 275/365 → by month.
     saas = Obligation.objects.get(fulfilment="service")
     assert Decimal("9000") < saas.recognised_gross < Decimal("9100")
-    with pytest.raises(Conflict) as exc:
-        backfill(today=TODAY)
-    assert exc.value.code == "books_open"
+    vouchers, movements = Voucher.objects.count(), Movement.objects.count()
+    again = backfill(today=TODAY)
+    assert (again.contracts, again.receipts, again.acceptances, again.months_closed) == (
+        0, 0, 0, 0)
+    assert (Voucher.objects.count(), Movement.objects.count()) == (vouchers, movements)
+
+
+def test_an_interrupted_opening_resumes_where_it_stopped(company, products, deal):
+    _history(company, products, deal)
+    _wipe_books()
+    backfill(today=dt.date(2026, 2, 28), close_months=False)  # stopped after February
+    assert Movement.objects.count() == 1
+    result = backfill(today=TODAY)
+    assert (result.receipts, result.acceptances) == (1, 1)
+    finance = user_of(company.finance)
+    view = reports.bridge(finance, dt.date(2026, 1, 1), dt.date(2026, 11, 30))
+    assert view.cash == Decimal("7000.00") and view.difference == 0

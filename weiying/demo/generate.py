@@ -205,7 +205,10 @@ def generate(
 
 # --- Deleting ---------------------------------------------------------------------------------
 # Configuration that survives a fresh generation.
-_KEEP = {Role, Pipeline, Stage}
+def _kept() -> set[type[models.Model]]:
+    from weiying.finance.models import Account
+
+    return {Role, Pipeline, Stage, Account}
 
 
 def _wiped_models() -> list[type[models.Model]]:
@@ -213,17 +216,19 @@ def _wiped_models() -> list[type[models.Model]]:
     that points at one, so nothing is left pointing at a deleted row."""
     from django.apps import apps
 
+    keep = _kept()
     every = apps.get_models(include_auto_created=True)
     base = {
         m for m in every
-        if m._meta.app_label in {"org", "customers", "catalog", "pipeline"} and m not in _KEEP
+        if m._meta.app_label in {"org", "customers", "catalog", "pipeline", "finance"}
+        and m not in keep
     } | {AuditLog, DomainEvent, EventHandling}
     ours = [m for m in every if m.__module__.startswith("weiying.") or m._meta.auto_created]
     changed = True
     while changed:
         changed = False
         for model in ours:
-            if model not in base and model not in _KEEP and any(
+            if model not in base and model not in keep and any(
                 f.related_model in base for f in model._meta.concrete_fields if f.is_relation
             ):
                 base.add(model)

@@ -2,8 +2,9 @@
 already has (or the demo generates 18 months of them without events), replay what happened,
 day by day, through the same postings the events make, closing each month as it passes.
 
-It runs once, on books that hold no obligations yet, and is refused otherwise: once the books
-are open, every posting comes from an event and a rebuild would rewrite closed periods.
+Every posting it makes is keyed by its source, like the events', so running it again (after
+an interruption, say) books only what is still missing and closes only the months still open;
+it never rewrites a closed period.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
-from weiying.core.errors import Conflict
 from weiying.finance import close, services
-from weiying.finance.models import Obligation, Period, Refund
+from weiying.finance.models import Obligation, Period
 from weiying.pipeline.choices import ContractStatus
 from weiying.pipeline.models import Contract, Receipt
 
@@ -41,9 +40,6 @@ def _month_end(day: dt.date) -> dt.date:
 def backfill(*, today: dt.date | None = None, close_months: bool = True,
              progress: Callable[[str], None] | None = None) -> BackfillResult:
     today = today or timezone.localdate()
-    if Obligation.objects.exists() or Period.objects.filter(status="closed").exists():
-        raise Conflict(_("The books are already open; every posting now comes from the events."),
-                       code="books_open")
     signed = Contract.objects.exclude(signed_on=None)
     steps: list[tuple[dt.date, int, str, Any]] = []
     for pk, signed_on in signed.values_list("pk", "signed_on"):
@@ -55,17 +51,16 @@ def backfill(*, today: dt.date | None = None, close_months: bool = True,
     for pk, on in (signed.filter(status=ContractStatus.CANCELLED)
                    .values_list("pk", "updated_at")):
         steps.append((timezone.localdate(on), 3, "cancel", pk))
-    if Refund.objects.exists():
-        raise Conflict(_("Refunds are already recorded; the books cannot be opened from "
-                         "history."), code="books_open")
     steps.sort(key=lambda s: (s[0], s[1], s[3]))
     result = BackfillResult()
     month: tuple[int, int] | None = None
 
+    closed = set(Period.objects.filter(status="closed").values_list("year", "month"))
+
     def close_through(day: dt.date) -> None:
         nonlocal month
         while month is not None and _month_end(dt.date(*month, 1)) < day:
-            if _month_end(dt.date(*month, 1)) < today:
+            if _month_end(dt.date(*month, 1)) < today and month not in closed:
                 with transaction.atomic():
                     close.close_period(actor=None, year=month[0], month=month[1], today=today)
                 result.months_closed += 1
@@ -74,21 +69,24 @@ def backfill(*, today: dt.date | None = None, close_months: bool = True,
             month = (month[0] + 1, 1) if month[1] == 12 else (month[0], month[1] + 1)
 
     for day, _order, kind, pk in steps:
+        if day > today:
+            break
         if month is None:
             month = (day.year, day.month)
         if close_months:
             close_through(day)
         if kind == "sign":
-            services.post_contract_signed(pk)
-            result.contracts += 1
+            if not Obligation.objects.filter(contract_id=pk).exists():
+                services.post_contract_signed(pk)
+                result.contracts += 1
         elif kind == "receipt":
-            services.post_receipt(pk)
-            result.receipts += 1
+            if services.post_receipt(pk) is not None:
+                result.receipts += 1
         elif kind == "accept":
-            services.post_acceptance(pk, key=f"contract:{pk}:accepted", accepted_on=day)
-            result.acceptances += 1
-        else:
-            services.post_cancellation(pk)
+            if services.post_acceptance(pk, key=f"contract:{pk}:accepted",
+                                        accepted_on=day) is not None:
+                result.acceptances += 1
+        elif services.post_cancellation(pk) is not None:
             result.cancellations += 1
     if close_months:
         close_through(today)
