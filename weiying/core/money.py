@@ -53,7 +53,8 @@ def allocate(total: Any, weights: list[Decimal]) -> list[Decimal]:
 def format_cny(value: Decimal | None) -> str:
     if value is None:
         return "—"
-    return f"¥{money(value):,.2f}"
+    amount = money(value)
+    return f"-¥{-amount:,.2f}" if amount < 0 else f"¥{amount:,.2f}"
 
 
 def fen_sum(column: Any, **extra: Any) -> Any:

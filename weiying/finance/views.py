@@ -57,8 +57,16 @@ def _viewer(request: HttpRequest) -> None:
     require(request.user, "finance.view")
 
 
+# A report page shows its largest rows; the export holds them all.
+SHOWN_ROWS = 200
+
+
 def _page(request: HttpRequest, template: str, context: dict[str, Any],
           status: int = 200) -> HttpResponse:
+    rows = context.get("rows")
+    if isinstance(rows, list) and len(rows) > SHOWN_ROWS:
+        context["rows"] = rows[:SHOWN_ROWS]
+        context["rows_hidden"] = len(rows) - SHOWN_ROWS
     context.setdefault("can_post", has_perm(request.user, "finance.post"))
     context.setdefault("can_close", has_perm(request.user, "finance.close"))
     context.setdefault("export_links", export_links(request))
@@ -95,7 +103,7 @@ def _bridge_rows(b: reports.Bridge) -> list[list[Any]]:
              [_("Refunds owed at the end"), b.refund_close]]
     if b.sales_cash is not None:
         rows += [[_("Receipts less refunds on the sales pages"), b.sales_cash],
-                 [_("Timing: receipts booked in a later open period"), b.timing]]
+                 [_("Receipts not in the books for this period (booked in a later open month, or still being posted)"), b.timing]]
     return rows
 
 
