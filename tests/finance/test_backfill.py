@@ -8,7 +8,7 @@ from decimal import Decimal
 from tests.conftest import user_of
 from weiying.finance import reports
 from weiying.finance.backfill import backfill
-from weiying.finance.models import Entry, Movement, Obligation, Period, Voucher
+from weiying.finance.models import Entry, Movement, MovementMonth, Obligation, Period, Voucher
 from weiying.pipeline.services import contracts as svc
 
 TODAY = dt.date(2026, 12, 3)
@@ -16,6 +16,7 @@ TODAY = dt.date(2026, 12, 3)
 
 def _wipe_books() -> None:
     Entry.objects.all().delete()
+    MovementMonth.objects.all().delete()
     Movement.objects.all().delete()
     Voucher.objects.all().delete()
     Obligation.objects.all().delete()
@@ -86,3 +87,19 @@ def test_an_interrupted_opening_resumes_where_it_stopped(company, products, deal
     finance = user_of(company.finance)
     view = reports.bridge(finance, dt.date(2026, 1, 1), dt.date(2026, 11, 30))
     assert view.cash == Decimal("7000.00") and view.difference == 0
+
+
+def test_the_monthly_rollup_rebuilds_to_what_the_postings_kept(company, products, deal):
+    from weiying.finance import close, rollup
+
+    _history(company, products, deal)
+    for month in (2, 3, 4):
+        close.close_period(actor=user_of(company.finance), year=2026, month=month, today=TODAY)
+    kept = sorted(MovementMonth.objects.values_list(
+        "period", "department_id", "owner_id", "product_id", "bank", "receivable",
+        "contract_liability", "pending_vat", "revenue", "output_vat", "cost"))
+    assert len(kept) >= 4 and any(row[6] for row in kept)
+    assert rollup.rebuild() == len(kept)
+    assert sorted(MovementMonth.objects.values_list(
+        "period", "department_id", "owner_id", "product_id", "bank", "receivable",
+        "contract_liability", "pending_vat", "revenue", "output_vat", "cost")) == kept

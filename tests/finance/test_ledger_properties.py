@@ -24,6 +24,7 @@ from weiying.finance.models import (
     BALANCE_COLUMNS,
     Entry,
     Movement,
+    MovementMonth,
     Obligation,
     Period,
     Voucher,
@@ -263,6 +264,20 @@ class Books(RuleBasedStateMachine):
             assert view.difference == 0, where
             if where.product is None:
                 assert view.timing is not None
+
+    @invariant()
+    def the_monthly_rollup_equals_the_movements(self) -> None:
+        expected: dict[tuple, dict[str, int]] = {}
+        for m in Movement.objects.all():
+            key = (m.on.year * 100 + m.on.month, m.department_id, m.owner_id, m.product_id,
+                   m.channel)
+            row = expected.setdefault(key, {c: 0 for c in BALANCE_COLUMNS})
+            for c in BALANCE_COLUMNS:
+                row[c] += int(getattr(m, c) * 100)
+        actual = {(r.period, r.department_id, r.owner_id, r.product_id, r.channel):
+                  {c: getattr(r, c) for c in BALANCE_COLUMNS}
+                  for r in MovementMonth.objects.all()}
+        assert actual == expected
 
     @invariant()
     def closed_periods_never_move(self) -> None:

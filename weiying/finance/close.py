@@ -24,9 +24,9 @@ from weiying.catalog.models import Fulfilment
 from weiying.core import audit
 from weiying.core.errors import Conflict, ValidationFailed
 from weiying.core.events import emit
-from weiying.core.money import ZERO
+from weiying.core.money import ZERO, money
 from weiying.core.permissions import employee_of, require
-from weiying.finance import ledger
+from weiying.finance import ledger, rollup
 from weiying.finance.models import (
     BALANCE_COLUMNS,
     Movement,
@@ -57,10 +57,27 @@ def _month_end(year: int, month: int) -> dt.date:
     return dt.date(year, month, calendar.monthrange(year, month)[1])
 
 
+def _due_through(row: dict[str, Any], year: int, month: int) -> Decimal:
+    """What should stand recognised once (year, month) closes. Months close in order and each
+    close books every open service, so an obligation already recognised in part (or starting
+    this month) needs only this month's part: gross × its days here ÷ all its days, rounded,
+    or the remainder in its last month. Any other (a contract signed with a start in a month
+    already closed) takes the sum of the parts so far."""
+    gross, start, end, r0 = row["gross"], row["start_on"], row["end_on"], row["recognised_gross"]
+    ym = (year, month)
+    if ym >= (end.year, end.month):
+        return gross
+    if ym == (start.year, start.month) or r0 > 0:
+        first = start if ym == (start.year, start.month) else dt.date(year, month, 1)
+        days = (_month_end(year, month) - first).days + 1
+        return r0 + money(gross * days / ((end - start).days + 1))
+    return service_due_through(gross, start, end, year, month)
+
+
 def _service_piece(row: dict[str, Any], year: int, month: int) -> dict[str, Decimal] | None:
     gross, vat, cost = row["gross"], row["vat"], row["cost"]
     r0, paid = row["recognised_gross"], row["paid_gross"]
-    r1 = service_due_through(gross, row["start_on"], row["end_on"], year, month)
+    r1 = _due_through(row, year, month)
     if r1 <= r0:
         return None
     v = vat_of(r1, gross, vat) - vat_of(r0, gross, vat)
@@ -204,6 +221,7 @@ def close_period(*, actor: Any, year: int, month: int,
     revenue = sum((v for (c, _d), v in totals.items() if c == "revenue"), ZERO)
     output_vat = sum((v for (c, _d), v in totals.items() if c == "output_vat"), ZERO)
     if count:
+        rollup.add_voucher(voucher.pk, year, month)
         ledger.entries_from_totals(voucher, totals)
     else:
         # Nothing was due: give the voucher number back, so the period's numbers have no gap.

@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 from weiying.catalog.models import Fulfilment
 from weiying.core.errors import ValidationFailed
 from weiying.core.money import ZERO, allocate, money, split_vat
-from weiying.finance import chart
+from weiying.finance import chart, rollup
 from weiying.finance.models import (
     BALANCE_COLUMNS,
     Entry,
@@ -384,6 +384,7 @@ def book(pieces: list[Piece], *, obligations: Iterable[Obligation], on: dt.date,
                 **{c: p.amounts.get(c, ZERO) for c in BALANCE_COLUMNS},
             ))
         Movement.objects.bulk_create(movements)
+        rollup.add_voucher(voucher.pk, posted.year, posted.month)
         entries_from_totals(voucher, totals, dims={
             "department_id": contract.department_id, "owner_id": contract.owner_id,
             "customer_id": contract.customer_id, "contract_id": contract.pk,

@@ -214,6 +214,39 @@ class Movement(models.Model):
         return left == right
 
 
+class MovementMonth(models.Model):
+    """The subledger summed per month and slice (department, owner, product, channel), in whole
+    fen, so a report over a year reads twelve rows per slice instead of every movement. Kept
+    in the transaction that writes the movements (`rollup.add_voucher`), rebuildable from them
+    (`rollup.rebuild`), and checked against them in tests."""
+
+    key = models.CharField(max_length=120, unique=True)
+    period = models.PositiveIntegerField()  # yyyymm
+    department = models.ForeignKey("org.Department", **OWNER)
+    owner = models.ForeignKey("org.Employee", **OWNER)
+    product = models.ForeignKey("catalog.Product", **OWNER)
+    channel = models.CharField(max_length=64, blank=True)
+    bank = models.BigIntegerField(default=0)
+    receivable = models.BigIntegerField(default=0)
+    contract_liability = models.BigIntegerField(default=0)
+    pending_vat = models.BigIntegerField(default=0)
+    refund_payable = models.BigIntegerField(default=0)
+    revenue = models.BigIntegerField(default=0)
+    output_vat = models.BigIntegerField(default=0)
+    cost = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("monthly subledger total")
+        verbose_name_plural = _("monthly subledger totals")
+        indexes = [models.Index(fields=["department", "period"], name="movementmonth_dept_idx"),
+                   models.Index(fields=["period"], name="movementmonth_period_idx")]
+
+    scope = ScopeRule(owner="owner", department="department", follows_owner=False)
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class Voucher(models.Model):
     """A journal voucher (记账凭证). `source_key` makes automatic vouchers idempotent: an
     event replayed finds its voucher and books nothing twice."""

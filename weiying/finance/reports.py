@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from weiying.core import tree
@@ -22,10 +23,12 @@ from weiying.core.money import ZERO, fen_sum, from_fen, money
 from weiying.core.permissions import require
 from weiying.core.scope import scoped
 from weiying.finance.models import (
+    BALANCE_COLUMNS,
     Invoice,
     InvoiceStatus,
     MarketingSpend,
     Movement,
+    MovementMonth,
     Refund,
 )
 from weiying.pipeline.models import Contract, Receipt
@@ -83,10 +86,6 @@ def movements(user: Any, where: Slice | None = None) -> QuerySet[Movement]:
     require(user, "finance.view")
     qs = scoped(Movement.objects.all(), user)
     return qs.filter((where or Slice()).movement_q())
-
-
-def _sum(column: str, condition: Q) -> Any:
-    return fen_sum(column, filter=condition)
 
 
 def _yuan(row: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -149,26 +148,67 @@ class Bridge:
         ]
 
 
+def _month_first(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def _next_month_first(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _range_sums(user: Any, where: Slice, lo: dt.date | None, hi: dt.date) -> dict[str, Decimal]:
+    """Each balance column summed over the movements booked from `lo` (or the beginning) to
+    `hi`: whole months from the monthly roll-up, the days at either end from the movements."""
+    totals = {c: ZERO for c in BALANCE_COLUMNS}
+
+    def add(row: dict[str, Any]) -> None:
+        for c in BALANCE_COLUMNS:
+            totals[c] += from_fen(row[c])
+
+    def from_movements(a: dt.date | None, b: dt.date) -> None:
+        qs = movements(user, where).filter(on__lte=b)
+        if a is not None:
+            qs = qs.filter(on__gte=a)
+        add(qs.aggregate(**{c: fen_sum(c) for c in BALANCE_COLUMNS}))
+
+    if where.customer is not None:  # the roll-up has no customer column
+        from_movements(lo, hi)
+        return totals
+    first = lo if lo is None or lo.day == 1 else _next_month_first(lo)
+    after = _next_month_first(hi)
+    last = hi if after - dt.timedelta(days=1) == hi else _month_first(hi) - dt.timedelta(days=1)
+    if first is not None and first > last:
+        from_movements(lo, hi)
+        return totals
+    months = scoped(MovementMonth.objects.all(), user).filter(where.movement_q()).filter(
+        period__lte=last.year * 100 + last.month)
+    if first is not None:
+        months = months.filter(period__gte=first.year * 100 + first.month)
+    add(months.aggregate(**{c: Coalesce(Sum(c), 0) for c in BALANCE_COLUMNS}))
+    if lo is not None and lo < first:
+        from_movements(lo, first - dt.timedelta(days=1))
+    if last < hi:
+        from_movements(last + dt.timedelta(days=1), hi)
+    return totals
+
+
 def bridge(user: Any, start: dt.date, end: dt.date, where: Slice | None = None) -> Bridge:
     check_range(start, end)
+    require(user, "finance.view")
     where = where or Slice()
-    before, inside = Q(on__lt=start), Q(on__gte=start, on__lte=end)
-    upto = Q(on__lte=end)
-    row = movements(user, where).aggregate(
-        cash=_sum("bank", inside), revenue=_sum("revenue", inside),
-        output_vat=_sum("output_vat", inside),
-        rec_open=_sum("receivable", before), rec_close=_sum("receivable", upto),
-        cl_open=_sum("contract_liability", before), cl_close=_sum("contract_liability", upto),
-        pv_open=_sum("pending_vat", before), pv_close=_sum("pending_vat", upto),
-        rp_open=_sum("refund_payable", before), rp_close=_sum("refund_payable", upto),
-    )
-    row = {k: from_fen(v) for k, v in row.items()}
+    opening = _range_sums(user, where, None, start - dt.timedelta(days=1))
+    flows = _range_sums(user, where, start, end)
+
+    def closing(column: str) -> Decimal:
+        return opening[column] + flows[column]
+
     result = Bridge(
-        start=start, end=end, cash=row["cash"], revenue=row["revenue"],
-        output_vat=row["output_vat"], receivable_open=row["rec_open"],
-        receivable_close=row["rec_close"], liability_open=row["cl_open"] + row["pv_open"],
-        liability_close=row["cl_close"] + row["pv_close"], refund_open=row["rp_open"],
-        refund_close=row["rp_close"],
+        start=start, end=end, cash=flows["bank"], revenue=flows["revenue"],
+        output_vat=flows["output_vat"], receivable_open=opening["receivable"],
+        receivable_close=closing("receivable"),
+        liability_open=opening["contract_liability"] + opening["pending_vat"],
+        liability_close=closing("contract_liability") + closing("pending_vat"),
+        refund_open=opening["refund_payable"], refund_close=closing("refund_payable"),
     )
     if where.product is None:
         contracts = scoped(Contract.objects.all(), user).filter(where.contract_q())
