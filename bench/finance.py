@@ -448,6 +448,20 @@ def check(record: dict[str, Any]) -> Row:
 
 
 # --- Bench A: the close ------------------------------------------------------------------------
+def _rollup() -> Row:
+    """The monthly roll-up the reports read; the seed writes movements by COPY, so build it
+    from them once (the finance layer keeps it up to date from then on)."""
+    from weiying.finance import rollup
+    from weiying.finance.models import MovementMonth
+
+    if MovementMonth.objects.exists():
+        return Row("monthly roll-up (reused)", note=f"{MovementMonth.objects.count():,} rows")
+    started = time.perf_counter()
+    count = rollup.rebuild()
+    return Row("monthly roll-up built from the movements", orm=f"{time.perf_counter() - started:.1f} s",
+               note=f"{count:,} rows (month × department × owner × product × channel)")
+
+
 def _close_once(ym: tuple[int, int], today: dt.date, keep: int | None,
                 memory: bool) -> tuple[float, int, int]:
     """Close `ym` in a transaction rolled back afterwards; with `keep`, only the first `keep`
@@ -567,6 +581,25 @@ SELECT (SELECT COALESCE(SUM(r.amount), 0) FROM pipeline_receipt r
           AND f.refunded_on >= %(start)s AND f.refunded_on <= %(end)s)
 """
 
+# The same figures from the monthly roll-up (whole fen), for a range of whole months: what the
+# report reads, written by hand.
+ROLLUP_SQL = """
+SELECT COALESCE(SUM(m.bank) FILTER (WHERE m.period >= %(p0)s AND m.period <= %(p1)s), 0) / 100.0,
+       COALESCE(SUM(m.revenue) FILTER (WHERE m.period >= %(p0)s AND m.period <= %(p1)s), 0) / 100.0,
+       COALESCE(SUM(m.output_vat) FILTER (WHERE m.period >= %(p0)s AND m.period <= %(p1)s), 0)
+         / 100.0,
+       COALESCE(SUM(m.receivable) FILTER (WHERE m.period < %(p0)s), 0) / 100.0,
+       COALESCE(SUM(m.receivable) FILTER (WHERE m.period <= %(p1)s), 0) / 100.0,
+       COALESCE(SUM(m.contract_liability + m.pending_vat) FILTER (WHERE m.period < %(p0)s), 0)
+         / 100.0,
+       COALESCE(SUM(m.contract_liability + m.pending_vat) FILTER (WHERE m.period <= %(p1)s), 0)
+         / 100.0,
+       COALESCE(SUM(m.refund_payable) FILTER (WHERE m.period < %(p0)s), 0) / 100.0,
+       COALESCE(SUM(m.refund_payable) FILTER (WHERE m.period <= %(p1)s), 0) / 100.0
+FROM finance_movementmonth m JOIN org_department d ON d.id = m.department_id
+WHERE d.path >= %(low)s AND d.path < %(high)s
+"""
+
 _FIELDS = ("cash", "revenue", "output_vat", "receivable_open", "receivable_close",
            "liability_open", "liability_close", "refund_open", "refund_close")
 
@@ -586,7 +619,8 @@ def bench_bridge(record: dict[str, Any], runs: int) -> tuple[list[Row], str]:
     user, who = _director(dept)
     start = dt.date.fromisoformat(record["months"][0] + "-01")
     end = _last(tuple(int(x) for x in record["months"][-1].split("-")))  # type: ignore[arg-type]
-    params = {"start": start, "end": end, "low": dept.path, "high": tree.upper_bound(dept.path)}
+    params = {"start": start, "end": end, "low": dept.path, "high": tree.upper_bound(dept.path),
+              "p0": start.year * 100 + start.month, "p1": end.year * 100 + end.month}
     next_user = run._users(user.pk, 2 * runs + 10)
     where = Slice(department=dept)
 
@@ -600,24 +634,35 @@ def bench_bridge(record: dict[str, Any], runs: int) -> tuple[list[Row], str]:
     def hand_movements() -> tuple[Any, ...]:
         return _sql(BRIDGE_SQL, params)[0]
 
-    a, b = ours(), hand()
+    def hand_rollup() -> tuple[Any, ...]:
+        run._hand_scope(user.pk)
+        return (*_sql(ROLLUP_SQL, params)[0], _sql(CASH_SQL, params)[0][0])  # type: ignore[arg-type]
+
+    a, b, c = ours(), hand(), hand_rollup()
     if tuple(Decimal(x) for x in a) != tuple(Decimal(x) for x in b):
         raise AssertionError(f"bridge: ours {a} != hand SQL {b}; the comparison is void")
+    if tuple(Decimal(x) for x in a) != tuple(Decimal(x).quantize(Decimal("0.01")) for x in c):
+        raise AssertionError(f"bridge: ours {a} != roll-up SQL {c}; the comparison is void")
     in_slice = _sql("""SELECT COUNT(*) FROM finance_movement m JOIN org_department d
                        ON d.id = m.department_id WHERE d.path >= %(low)s AND d.path < %(high)s""",
                     params)[0][0]
     with CaptureQueriesContext(connection) as ctx:
         ours()
     ours_ms, hand_ms = run._timings(ours, runs), run._timings(hand, runs)
+    roll_ms = run._timings(hand_rollup, runs)
     mv_ms = run._timings(hand_movements, runs)
-    p95, h95 = run._p(ours_ms, .95), run._p(hand_ms, .95)
+    p95, h95, r95 = run._p(ours_ms, .95), run._p(hand_ms, .95), run._p(roll_ms, .95)
     goal = f"goal p95 ≤ 500 ms: {'met' if p95 <= 500 else 'MISSED'}; ratio goal ≤ 1.5×: " + (
-        "met" if p95 / h95 <= 1.5 else "MISSED")
+        "met" if p95 / r95 <= 1.5 else "MISSED")
     rows = [
         Row(f"bridge {start}…{end}, subtree of {dept.name} ({people:,} of {total:,} people, "
-            f"{in_slice:,} movements), as {who}", orm=run._ms(ours_ms), sql=run._ms(hand_ms),
-            ratio=f"{p95 / h95:.2f}× (p95)", queries=str(len(ctx.captured_queries)),
-            note=f"{runs} runs; same figures (cash {a[0]:,}, revenue {a[1]:,}); {goal}"),
+            f"{in_slice:,} movements), as {who}", orm=run._ms(ours_ms), sql=run._ms(roll_ms),
+            ratio=f"{p95 / r95:.2f}× (p95)", queries=str(len(ctx.captured_queries)),
+            note=f"{runs} runs; hand SQL over the same monthly roll-up; same figures (cash "
+                 f"{a[0]:,}, revenue {a[1]:,}); {goal}"),
+        Row("  the same figures by hand SQL over every movement (no roll-up)",
+            sql=run._ms(hand_ms), ratio=f"ours is {h95 / p95:.1f}× faster (p95)",
+            note="one SELECT … FILTER over the subledger, plus the sales-side receipts"),
         Row("  of which the movement aggregate alone (hand SQL, one SELECT … FILTER)",
             sql=run._ms(mv_ms), note="the join on the department path range"),
     ]
@@ -695,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
                         note=f"when seeded; service months booked: "
                              f"{_curve(record['curve'])}"))
     rows.append(check(record))
+    rows.append(_rollup())
     if not args.skip_close:
         def parse(text: str) -> list[int | None]:
             return [None if s == "all" else int(s) for s in text.split(",") if s]
