@@ -294,6 +294,7 @@ class _Year:
             r1 = gross if ym >= end_ym else due.get(ym, ZERO)
             if check:  # the close's own arithmetic must agree
                 row = {"gross": gross, "vat": vat, "cost": cost, "recognised_gross": r0,
+                       "recognised_vat": ob.recognised_vat, "cost_booked": ob.cost_booked,
                        "paid_gross": paid, "start_on": ob.start_on, "end_on": ob.end_on}
                 theirs = close._service_piece(row, *ym)
                 self.checked += 1

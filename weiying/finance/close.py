@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -40,8 +40,8 @@ from weiying.finance.recognition import service_due_through, share_of, vat_of
 CHUNK = 5000
 
 _READ = ("pk", "contract_id", "gross", "vat", "cost", "start_on", "end_on",
-         "recognised_gross", "paid_gross", "cost_booked", "department_id", "owner_id",
-         "customer_id", "product_id", "channel")
+         "recognised_gross", "recognised_vat", "paid_gross", "cost_booked", "department_id",
+         "owner_id", "customer_id", "product_id", "channel")
 
 
 @dataclass
@@ -80,19 +80,21 @@ def _service_piece(row: dict[str, Any], year: int, month: int) -> dict[str, Deci
     r1 = _due_through(row, year, month)
     if r1 <= r0:
         return None
-    v = vat_of(r1, gross, vat) - vat_of(r0, gross, vat)
+    # What is booked so far is vat_of(r0) and share_of(r0) exactly: the pieces telescope.
+    vat0, vat1 = row["recognised_vat"], vat_of(r1, gross, vat)
+    v = vat1 - vat0
     out = defaultdict(lambda: ZERO)
     out["revenue"] = (r1 - r0) - v
     out["output_vat"] = v
     if paid > r0:
         upto = min(paid, r1)
-        covered_vat = vat_of(upto, gross, vat) - vat_of(r0, gross, vat)
+        covered_vat = (vat1 if upto == r1 else vat_of(upto, gross, vat)) - vat0
         out["contract_liability"] = -((upto - r0) - covered_vat)
         out["pending_vat"] = -covered_vat
     owed = r1 - max(paid, r0)
     if owed > 0:
         out["receivable"] = owed
-    out["cost"] = share_of(r1, gross, cost) - share_of(r0, gross, cost)
+    out["cost"] = share_of(r1, gross, cost) - row["cost_booked"]
     return out
 
 
@@ -126,9 +128,9 @@ def _apply(voucher_id: int, lo: int, hi: int) -> None:
                    recognised_vat = {ob}.recognised_vat + m.output_vat,
                    cost_booked = {ob}.cost_booked + m.cost
                 FROM {mv} m
-                WHERE m.voucher_id = %s AND m.obligation_id = {ob}.id
-                  AND {ob}.id BETWEEN %s AND %s""",
-            [voucher_id, lo, hi],
+                WHERE m.voucher_id = %s AND m.obligation_id BETWEEN %s AND %s
+                  AND m.obligation_id = {ob}.id AND {ob}.id BETWEEN %s AND %s""",
+            [voucher_id, lo, hi, lo, hi],
         )
         cursor.execute(
             f"""UPDATE {ob} SET status = %s
@@ -194,13 +196,19 @@ def close_period(*, actor: Any, year: int, month: int,
         source="close", source_key=f"close:{year}-{month:02d}", actor_employee=employee)
     totals: dict[tuple[str, Any], Decimal] = defaultdict(lambda: ZERO)
     count = 0
-    last = 0
     base = Obligation.objects.filter(fulfilment=Fulfilment.SERVICE, status=ObligationStatus.OPEN,
                                      start_on__lte=end)
-    while True:
-        chunk = list(base.filter(pk__gt=last).order_by("pk").values(*_READ)[:CHUNK])
+    # Walk the primary key in ranges: each read is one range of the primary key index, not a
+    # sort of every open service per chunk.
+    bounds = base.aggregate(lo=Min("pk"), hi=Max("pk"))
+    last = (bounds["lo"] or 1) - 1
+    top = bounds["hi"] or 0
+    while last < top:
+        chunk = list(base.filter(pk__gt=last, pk__lte=last + CHUNK).order_by("pk")
+                     .values(*_READ))
         if not chunk:
-            break
+            last += CHUNK
+            continue
         rows = []
         for row in chunk:
             piece = _service_piece(row, year, month)
@@ -215,9 +223,9 @@ def close_period(*, actor: Any, year: int, month: int,
                          dept, row["owner_id"], row["customer_id"], row["product_id"],
                          row["channel"]))
         _insert(rows)
-        _apply(voucher.pk, chunk[0]["pk"], chunk[-1]["pk"])
+        _apply(voucher.pk, last + 1, last + CHUNK)
         count += len(rows)
-        last = chunk[-1]["pk"]
+        last += CHUNK
     revenue = sum((v for (c, _d), v in totals.items() if c == "revenue"), ZERO)
     output_vat = sum((v for (c, _d), v in totals.items() if c == "output_vat"), ZERO)
     if count:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from weiying.core.money import ZERO, allocate, money
+from weiying.core.money import FEN, ZERO, allocate, money
 
 
 def vat_of(x: Decimal, gross: Decimal, vat: Decimal) -> Decimal:
@@ -22,7 +22,8 @@ def vat_of(x: Decimal, gross: Decimal, vat: Decimal) -> Decimal:
         return vat
     if x <= 0 or gross <= 0:
         return ZERO
-    return money(vat * x / gross)
+    # The arguments are Decimals already: round directly (the close calls this millions of times).
+    return (vat * x / gross).quantize(FEN, rounding=ROUND_HALF_UP)
 
 
 def share_of(x: Decimal, gross: Decimal, whole: Decimal) -> Decimal:
