@@ -196,8 +196,21 @@ def bridge(user: Any, start: dt.date, end: dt.date, where: Slice | None = None) 
     check_range(start, end)
     require(user, "finance.view")
     where = where or Slice()
-    opening = _range_sums(user, where, None, start - dt.timedelta(days=1))
-    flows = _range_sums(user, where, start, end)
+    if (where.customer is None and start.day == 1
+            and _next_month_first(end) - dt.timedelta(days=1) == end):
+        # Whole months (the usual case): opening balances and the period's flows in one read
+        # of the roll-up.
+        p0, p1 = start.year * 100 + start.month, end.year * 100 + end.month
+        before, inside = Q(period__lt=p0), Q(period__gte=p0, period__lte=p1)
+        row = (scoped(MovementMonth.objects.all(), user).filter(where.movement_q())
+               .filter(period__lte=p1).aggregate(
+                   **{f"o_{c}": Coalesce(Sum(c, filter=before), 0) for c in BALANCE_COLUMNS},
+                   **{f"f_{c}": Coalesce(Sum(c, filter=inside), 0) for c in BALANCE_COLUMNS}))
+        opening = {c: from_fen(row[f"o_{c}"]) for c in BALANCE_COLUMNS}
+        flows = {c: from_fen(row[f"f_{c}"]) for c in BALANCE_COLUMNS}
+    else:
+        opening = _range_sums(user, where, None, start - dt.timedelta(days=1))
+        flows = _range_sums(user, where, start, end)
 
     def closing(column: str) -> Decimal:
         return opening[column] + flows[column]
