@@ -35,7 +35,7 @@ from weiying.finance.models import (
     Period,
     PeriodStatus,
 )
-from weiying.finance.recognition import service_due_through, share_of, vat_of
+from weiying.finance.recognition import recognition_amounts, service_due_through
 
 CHUNK = 5000
 
@@ -80,22 +80,9 @@ def _service_piece(row: dict[str, Any], year: int, month: int) -> dict[str, Deci
     r1 = _due_through(row, year, month)
     if r1 <= r0:
         return None
-    # What is booked so far is vat_of(r0) and share_of(r0) exactly: the pieces telescope.
-    vat0, vat1 = row["recognised_vat"], vat_of(r1, gross, vat)
-    v = vat1 - vat0
-    out = defaultdict(lambda: ZERO)
-    out["revenue"] = (r1 - r0) - v
-    out["output_vat"] = v
-    if paid > r0:
-        upto = min(paid, r1)
-        covered_vat = (vat1 if upto == r1 else vat_of(upto, gross, vat)) - vat0
-        out["contract_liability"] = -((upto - r0) - covered_vat)
-        out["pending_vat"] = -covered_vat
-    owed = r1 - max(paid, r0)
-    if owed > 0:
-        out["receivable"] = owed
-    out["cost"] = share_of(r1, gross, cost) - row["cost_booked"]
-    return out
+    return recognition_amounts(gross=gross, vat=vat, cost=cost, r0=r0,
+                               vat0=row["recognised_vat"], cost0=row["cost_booked"], paid=paid,
+                               r1=r1)
 
 
 _COLUMNS = ("obligation_id", "contract_id", "voucher_id", "kind", "on", "event_on",

@@ -43,7 +43,7 @@ from weiying.finance.models import (
     PeriodStatus,
     Voucher,
 )
-from weiying.finance.recognition import point_due, service_end, share_of, vat_of
+from weiying.finance.recognition import point_due, recognition_amounts, service_end, vat_of
 
 # Debit-natured balance columns: a positive amount is a debit. The others are credits.
 _DEBIT_COLUMNS = frozenset({"bank", "receivable", "cost", "selling_expense"})
@@ -143,22 +143,11 @@ def recognise(ob: Obligation, target: Decimal, kind: str) -> Piece | None:
     if r1 <= r0:
         return None
     piece = Piece(ob, kind)
-    vat = vat_of(r1, ob.gross, ob.vat) - vat_of(r0, ob.gross, ob.vat)
-    piece.add("revenue", (r1 - r0) - vat)
-    piece.add("output_vat", vat)
-    if paid > r0:
-        upto = min(paid, r1)
-        covered_vat = vat_of(upto, ob.gross, ob.vat) - vat_of(r0, ob.gross, ob.vat)
-        piece.add("contract_liability", -((upto - r0) - covered_vat))
-        piece.add("pending_vat", -covered_vat)
-    owed = r1 - max(paid, r0)
-    if owed > 0:
-        piece.add("receivable", owed)
-    cost = share_of(r1, ob.gross, ob.cost) - share_of(r0, ob.gross, ob.cost)
-    if ob.gross == 0:
-        cost = ob.cost - ob.cost_booked
-    if cost:
-        piece.add("cost", cost)
+    amounts = recognition_amounts(gross=ob.gross, vat=ob.vat, cost=ob.cost, r0=r0,
+                                  vat0=ob.recognised_vat, cost0=ob.cost_booked, paid=paid, r1=r1)
+    for column, amount in amounts.items():
+        piece.add(column, amount)
+    vat, cost = amounts["output_vat"], amounts["cost"]
     ob.recognised_gross = r1
     ob.recognised_vat += vat
     ob.cost_booked += cost

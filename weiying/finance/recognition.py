@@ -84,3 +84,26 @@ def point_due(quantity_done: Decimal, quantity: Decimal, gross: Decimal) -> Deci
     if quantity_done <= 0:
         return ZERO
     return money(gross * quantity_done / quantity)
+
+
+def recognition_amounts(*, gross: Decimal, vat: Decimal, cost: Decimal, r0: Decimal,
+                        vat0: Decimal, cost0: Decimal, paid: Decimal,
+                        r1: Decimal) -> dict[str, Decimal]:
+    """What recognising an obligation from `r0` to `r1` (cumulative, VAT included) books, per
+    balance column. `vat0` and `cost0` are the VAT and cost booked so far, which are exactly
+    vat_of(r0) and share_of(r0) because the pieces telescope. What was paid ahead (`paid`
+    beyond r0) is taken from the contract liability and its pending VAT; the rest becomes a
+    receivable."""
+    vat1 = vat_of(r1, gross, vat)
+    piece_vat = vat1 - vat0
+    out = {"revenue": (r1 - r0) - piece_vat, "output_vat": piece_vat}
+    if paid > r0:
+        upto = min(paid, r1)
+        covered_vat = (vat1 if upto == r1 else vat_of(upto, gross, vat)) - vat0
+        out["contract_liability"] = -((upto - r0) - covered_vat)
+        out["pending_vat"] = -covered_vat
+    owed = r1 - max(paid, r0)
+    if owed > 0:
+        out["receivable"] = owed
+    out["cost"] = (cost - cost0) if gross == 0 else share_of(r1, gross, cost) - cost0
+    return out
