@@ -86,7 +86,7 @@ def backfill(*, today: dt.date | None = None, close_months: bool = True,
             if services.post_acceptance(pk, key=f"contract:{pk}:accepted",
                                         accepted_on=day) is not None:
                 result.acceptances += 1
-        elif services.post_cancellation(pk) is not None:
+        elif services.post_cancellation(pk, on=day) is not None:
             result.cancellations += 1
     if close_months:
         close_through(today)

@@ -2,7 +2,7 @@
 makes.
 
 Every function here runs inside its caller's transaction and expects the obligations it is
-given to be locked (`locked_obligations`). The functions that compute pieces change the
+given to be locked (`ensure_obligations` reads them under a row lock). The functions that compute pieces change the
 obligations' running totals in memory; `book` saves the pieces as movements, writes their
 voucher and saves the obligations.
 
@@ -130,10 +130,6 @@ def ensure_obligations(contract: Any) -> list[Obligation]:
         ))
     Obligation.objects.bulk_create(made)
     return list(Obligation.objects.select_for_update().filter(contract=contract).order_by("seq"))
-
-
-def locked_obligations(contract: Any) -> list[Obligation]:
-    return ensure_obligations(contract)
 
 
 # --- pieces ----------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def post_receipt(receipt_id: int) -> Voucher | None:
     contract = _contract(receipt.contract_id)
     if _exists(key):
         return None
-    obligations = ledger.locked_obligations(contract)
+    obligations = ledger.ensure_obligations(contract)
     pieces = ledger.receive(obligations, receipt.amount)
     return ledger.book(
         pieces, obligations=obligations, on=receipt.received_on,
@@ -105,7 +105,7 @@ def post_acceptance(contract_id: int, *, key: str, accepted_on: Any,
     if _exists(key):
         return None
     accepted_on = _day(accepted_on, "accepted_on")
-    obligations = ledger.locked_obligations(contract)
+    obligations = ledger.ensure_obligations(contract)
     pieces = []
     for ob in obligations:
         if ob.fulfilment == "service" or ob.status != ObligationStatus.OPEN:
@@ -128,15 +128,16 @@ def post_acceptance(contract_id: int, *, key: str, accepted_on: Any,
 
 
 @transaction.atomic
-def post_cancellation(contract_id: int) -> Voucher | None:
+def post_cancellation(contract_id: int, *, on: dt.date | None = None) -> Voucher | None:
+    """`on` is the day the contract was cancelled (the event's day); today if not given."""
     key = f"contract:{contract_id}:cancelled"
     contract = _contract(contract_id)
     if _exists(key):
         return None
-    obligations = ledger.locked_obligations(contract)
+    obligations = ledger.ensure_obligations(contract)
     pieces = ledger.cancel(obligations)
     return ledger.book(
-        pieces, obligations=obligations, on=timezone.localdate(),
+        pieces, obligations=obligations, on=on or timezone.localdate(),
         summary=_("Contract %(number)s cancelled: advance owed back")
         % {"number": contract.number},
         source="cancellation", source_key=key, contract=contract,
@@ -172,7 +173,7 @@ def record_refund(*, actor: Any, contract: Contract, amount: Any, refunded_on: A
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed(_("Say why the money is given back."), field="reason")
-    obligations = ledger.locked_obligations(contract)
+    obligations = ledger.ensure_obligations(contract)
     held = ledger.advance_held(obligations)
     if amount > held:
         raise ValidationFailed(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.utils import timezone
+
 from weiying.core.events import subscribe
 from weiying.core.models import DomainEvent
 from weiying.finance import services
@@ -44,4 +46,5 @@ def recognise_delivery_order(event: DomainEvent) -> None:
 def release_on_cancellation(event: DomainEvent) -> None:
     if not event.data.get("was_signed"):
         return  # a draft or an approved contract never made obligations
-    services.post_cancellation(int(event.subject_id))
+    services.post_cancellation(int(event.subject_id),
+                               on=timezone.localdate(event.occurred_at))
