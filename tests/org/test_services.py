@@ -1,7 +1,7 @@
 import datetime as dt
 
 import pytest
-from django.utils import translation
+from django.utils import timezone, translation
 
 from tests.conftest import user_of
 from weiying.core.errors import Conflict, InvalidTransition, PermissionDenied, ValidationFailed
@@ -268,7 +268,8 @@ def test_transferring_an_employee_emits_the_transfer(company):
 
     assert Employee.objects.get(pk=company.rep_a.pk).department_id == company.team_b.pk
     assert event("employee.transferred", company.rep_a).data == {
-        "from_department": company.team_a.pk, "to_department": company.team_b.pk}
+        "from_department": company.team_a.pk, "to_department": company.team_b.pk,
+        "on": timezone.localdate().isoformat()}
     assert audit_row("employee.transfer", company.rep_a).before == {
         "department": company.team_a.pk}
 

@@ -105,6 +105,10 @@ def register_routers() -> None:
         ("/finance", "weiying.finance.api"),
         ("/catalog", "weiying.catalog.api"),
         ("/delivery-orders", "weiying.catalog.api_delivery"),
+        ("/hr", "weiying.org.api_hr"),
+        ("/performance", "weiying.performance.api"),
+        ("/commissions", "weiying.performance.api_commissions"),
+        ("/reports", "weiying.reports.api"),
     ]:
         try:
             mod = importlib.import_module(module)

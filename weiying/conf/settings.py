@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "weiying.customers",
     "weiying.pipeline",
     "weiying.finance",
+    "weiying.performance",
+    "weiying.reports",
     "weiying.api",
     "weiying.web",
     "weiying.wechat",

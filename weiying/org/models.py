@@ -5,6 +5,7 @@ from django.db import models
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from weiying.core.scope import ScopeRule
 from weiying.org.choices import DataScope, DepartmentKind, EmployeeStatus
 
 
@@ -135,3 +136,37 @@ class Employee(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status != EmployeeStatus.LEFT
+
+
+class Assignment(models.Model):
+    """One stretch of an employee's career: the department, position and level they held from
+    `starts_on` until the day before `ends_on` (open while current). An employee's stretches
+    cover every day without gap or overlap, the first reaching back to the beginning of
+    records, so any fact dated any day finds the department it belongs to (weiying.org.history
+    keeps this true; the performance roll-ups attribute by it)."""
+
+    scope = ScopeRule(owner="employee", department="department", follows_owner=False)
+
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="assignments",
+                                 verbose_name=_("employee"))
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+",
+                                   verbose_name=_("department"))
+    position = models.CharField(_("position"), max_length=64, blank=True)
+    level = models.CharField(_("level"), max_length=16, blank=True)
+    starts_on = models.DateField(_("from"))
+    ends_on = models.DateField(_("until (exclusive)"), null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=16, blank=True)
+
+    class Meta:
+        verbose_name = _("assignment")
+        verbose_name_plural = _("assignments")
+        ordering = ["employee", "starts_on"]
+        constraints = [
+            models.UniqueConstraint(fields=["employee", "starts_on"],
+                                    name="assignment_employee_start_unique"),
+        ]
+        indexes = [models.Index(fields=["department", "starts_on"],
+                                name="assignment_dept_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.employee_id}@{self.department_id} {self.starts_on}…{self.ends_on or ''}"

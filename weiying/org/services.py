@@ -22,6 +22,7 @@ from weiying.core import audit, events, tree
 from weiying.core.errors import Conflict, InvalidTransition, ValidationFailed
 from weiying.core.masking import normalise_phone
 from weiying.core.permissions import require
+from weiying.org import history
 from weiying.org.choices import DepartmentKind, EmployeeStatus
 from weiying.org.models import Company, Department, Employee, Role
 
@@ -283,6 +284,7 @@ def create_employee(
     )
     employee.path = tree.child_path(leader.path if leader else "", employee.pk)
     employee.save(update_fields=["path"])
+    history.open_first(employee)
     audit.record(actor, "employee.create", employee, after=audit.snapshot(employee))
     events.emit("employee.created", employee, actor=actor, department=department.pk,
                 leader=leader.pk if leader else None)
@@ -392,8 +394,12 @@ def change_leader(*, actor: Any, employee: Employee, leader: Employee | None,
 
 @transaction.atomic
 def transfer_employee(*, actor: Any, employee: Employee, department: Department,
-                      check: bool = True) -> Employee:
-    """Move an employee to another department; the records they own move with them."""
+                      on: dt.date | None = None, check: bool = True) -> Employee:
+    """Move an employee to another department from `on` (default today); the records they own
+    move with them, while the HR history (weiying.org.history) keeps the days before `on` in
+    the old department, so the facts of those days stay there."""
+    from django.utils import timezone
+
     from weiying.core.scope import follow_owner
 
     if check:
@@ -408,15 +414,19 @@ def transfer_employee(*, actor: Any, employee: Employee, department: Department,
             field="department",
         )
     _check_open_department(department)
+    on = on or timezone.localdate()
+    history.split(employee, on=on, reason="transfer", department=department)
     before = {"department": employee.department_id}
     employee.department = department
     employee.department_path = department.path
     employee.save(update_fields=["department", "department_path"])
     moved = follow_owner(employee, department)
     audit.record(actor, "employee.transfer", employee, before=before,
-                 after={"department": department.pk, "records_moved": moved})
+                 after={"department": department.pk, "records_moved": moved,
+                        "on": on.isoformat()})
     events.emit("employee.transferred", employee, actor=actor,
-                from_department=before["department"], to_department=department.pk)
+                from_department=before["department"], to_department=department.pk,
+                on=on.isoformat())
     return employee
 
 

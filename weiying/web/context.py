@@ -24,6 +24,8 @@ NAV: list[tuple[Any, ...]] = [
     ("catalog:delivery_list", _("Deliveries")),
     ("pipeline:ticket_list", _("Service")),
     ("pipeline:aftersale", _("Repurchase & upsell")),
+    ("performance:overview", _("Performance")),
+    ("reports:index", _("Reports"), "reports.view"),
     ("org:chart", _("Organisation")),
     ("finance:overview", _("Finance"), "finance.view"),
     ("catalog:product_list", _("Catalogue"), "catalog.manage"),

@@ -7,7 +7,8 @@ urlpatterns: list = []
 
 for _module in ["weiying.pipeline.mobile_day", "weiying.pipeline.mobile_leads",
                 "weiying.pipeline.mobile_contracts", "weiying.customers.mobile",
-                "weiying.catalog.mobile_delivery"]:
+                "weiying.catalog.mobile_delivery",
+                "weiying.performance.mobile", "weiying.performance.mobile_commissions"]:
     try:
         _mod = importlib.import_module(_module)
     except ModuleNotFoundError as exc:

@@ -23,6 +23,8 @@ for _prefix, _module in [
     ("org/", "weiying.org.urls"),
     ("finance/", "weiying.finance.urls"),
     ("catalog/", "weiying.catalog.urls"),
+    ("performance/", "weiying.performance.urls"),
+    ("reports/", "weiying.reports.urls"),
 ]:
     try:
         importlib.import_module(_module)

@@ -1,0 +1,2 @@
+"""Commissions (filled by the commissions work)."""
+__all__: list[str] = []

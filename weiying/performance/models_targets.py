@@ -1,0 +1,2 @@
+"""Targets (filled by the targets work)."""
+__all__: list[str] = []
