@@ -110,3 +110,24 @@ def user_of(employee: Any) -> Any:
 
     return get_user_model().objects.get(pk=employee.user_id)
 
+
+
+@pytest.fixture
+def events_at_once(monkeypatch: Any, db: Any) -> Any:
+    """Dispatch each event the moment it is emitted, in order, instead of after a commit that a
+    test's transaction never makes; and fail the test if any subscriber failed."""
+    from types import SimpleNamespace as NS
+
+    from django.db import transaction
+
+    from weiying.core import events
+    from weiying.core.models import EventHandling
+
+    monkeypatch.setattr(events, "transaction", NS(
+        atomic=transaction.atomic,
+        on_commit=lambda fn, using=None, robust=False: fn(),
+    ))
+    yield
+    failed = list(EventHandling.objects.filter(status="failed").values_list("subscriber",
+                                                                           "error"))
+    assert failed == [], failed

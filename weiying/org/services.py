@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from weiying.core import audit, events, tree
@@ -23,12 +24,12 @@ from weiying.core.errors import Conflict, InvalidTransition, ValidationFailed
 from weiying.core.masking import normalise_phone
 from weiying.core.permissions import require
 from weiying.org import history
-from weiying.org.choices import DepartmentKind, EmployeeStatus
+from weiying.org.choices import DepartmentKind, EmployeeStatus, EmploymentType
 from weiying.org.models import Company, Department, Employee, Role
 
 DEPARTMENT_FIELDS = ["name", "kind", "city", "region", "manager"]
 EMPLOYEE_FIELDS = ["name", "position", "level", "role", "phone", "email", "city", "hire_date",
-                   "status"]
+                   "status", "employment_type", "payroll_number"]
 # The statuses update_employee may set; "left" is recorded by mark_left only.
 CURRENT_STATUSES = (EmployeeStatus.ACTIVE, EmployeeStatus.PROBATION)
 
@@ -90,6 +91,34 @@ def _clean_email(raw: str | None) -> str:
                 field="email",
             ) from None
     return email
+
+
+def _clean_employment_type(raw: str) -> str:
+    if raw not in EmploymentType.values:
+        raise ValidationFailed(
+            _("%(value)s is not a valid choice here; pick one of: %(choices)s.")
+            % {"value": raw, "choices": ", ".join(EmploymentType.values)},
+            field="employment_type",
+        )
+    return raw
+
+
+def _clean_payroll_number(raw: str | None, employee_id: int | None) -> str:
+    """A payroll number (工资号) is optional, and unique when given."""
+    number = _clean_text(raw)
+    if len(number) > 32:
+        raise ValidationFailed(_("A payroll number has 32 characters at most."),
+                               field="payroll_number")
+    if number:
+        holder = Employee.objects.filter(payroll_number=number).exclude(pk=employee_id).first()
+        if holder is not None:
+            raise Conflict(
+                _("Payroll number %(payroll)s already belongs to %(name)s (%(number)s); "
+                  "check the number.")
+                % {"payroll": number, "name": holder.name, "number": holder.number},
+                field="payroll_number",
+            )
+    return number
 
 
 def _check_open_department(department: Department, field: str = "department") -> None:
@@ -222,7 +251,7 @@ def move_department(*, actor: Any, department: Department, parent: Department,
         before={"parent": old_parent}, after={"parent": parent.pk},
     )
     events.emit("department.moved", department, actor=actor, from_parent=old_parent,
-                to_parent=parent.pk)
+                to_parent=parent.pk, from_path=old_path, to_path=new_path)
     department.refresh_from_db()
     return department
 
@@ -259,6 +288,8 @@ def create_employee(
     leader: Employee | None = None, role: Role | None = None, position: str = "",
     level: str = "", hire_date: dt.date | None = None, phone: str = "", email: str = "",
     city: str = "", check: bool = True, wecom_userid: str = "",
+    employment_type: str = EmploymentType.FULL_TIME, payroll_number: str = "",
+    status: str = EmployeeStatus.ACTIVE,
 ) -> Employee:
     if check:
         require(actor, "org.manage")
@@ -273,6 +304,12 @@ def create_employee(
             _("Employee number %(number)s is already used; pick another.") % {"number": number},
             field="number",
         )
+    if status not in CURRENT_STATUSES:
+        raise ValidationFailed(
+            _("%(value)s is not a valid choice here; pick one of: %(choices)s.")
+            % {"value": status, "choices": ", ".join(CURRENT_STATUSES)},
+            field="status",
+        )
     _check_open_department(department)
     _check_leader(None, leader)
     employee = Employee.objects.create(
@@ -280,7 +317,9 @@ def create_employee(
         position=_clean_text(position), level=_clean_text(level), hire_date=hire_date,
         phone=_clean_phone(phone), email=_clean_email(email), city=_clean_text(city),
         path=_placeholder(), department_path=department.path,
-        wecom_userid=_clean_text(wecom_userid),
+        wecom_userid=_clean_text(wecom_userid), status=status,
+        employment_type=_clean_employment_type(employment_type),
+        payroll_number=_clean_payroll_number(payroll_number, None),
     )
     employee.path = tree.child_path(leader.path if leader else "", employee.pk)
     employee.save(update_fields=["path"])
@@ -295,10 +334,13 @@ def create_employee(
 def update_employee(
     *, actor: Any, employee: Employee, name: str, position: str, level: str,
     role: Role | None, phone: str, email: str, city: str, hire_date: dt.date | None,
-    status: str, check: bool = True,
+    status: str, check: bool = True, employment_type: str | None = None,
+    payroll_number: str | None = None,
 ) -> Employee:
     """Change an employee's profile and role. The department changes with transfer_employee,
-    the direct leader with change_leader, a departure with mark_left."""
+    the direct leader with change_leader, a departure with mark_left. A new position or level
+    is recorded in the HR history from today (promote_employee takes an effective date).
+    `employment_type` and `payroll_number` left as None stay as they are."""
     if check:
         require(actor, "org.manage")
     employee = Employee.objects.select_for_update().get(pk=employee.pk)
@@ -316,7 +358,20 @@ def update_employee(
         "name": name, "position": _clean_text(position), "level": _clean_text(level),
         "role": role, "phone": _clean_phone(phone), "email": _clean_email(email),
         "city": _clean_text(city), "hire_date": hire_date, "status": status,
+        "employment_type": employee.employment_type if employment_type is None
+        else _clean_employment_type(employment_type),
+        "payroll_number": employee.payroll_number if payroll_number is None
+        else _clean_payroll_number(payroll_number, employee.pk),
     }
+    if (clean["position"], clean["level"]) != (employee.position, employee.level):
+        # Limitation: when a change dated ahead (a transfer from next month) already opened
+        # the current stretch, the new position is recorded from that day, not from today.
+        current = history.current(employee)
+        on = timezone.localdate()
+        if current is not None and current.starts_on > on:
+            on = current.starts_on
+        history.split(employee, on=on, reason="update", position=clean["position"],
+                      level=clean["level"])
     before = audit.snapshot(employee, EMPLOYEE_FIELDS)
     for field, value in clean.items():
         setattr(employee, field, value)
@@ -426,6 +481,36 @@ def transfer_employee(*, actor: Any, employee: Employee, department: Department,
                         "on": on.isoformat()})
     events.emit("employee.transferred", employee, actor=actor,
                 from_department=before["department"], to_department=department.pk,
+                on=on.isoformat())
+    return employee
+
+
+@transaction.atomic
+def promote_employee(*, actor: Any, employee: Employee, position: str, level: str,
+                     on: dt.date | None = None, check: bool = True) -> Employee:
+    """Give an employee a new position and/or level from `on` (default today): the HR history
+    keeps the days before `on` at the old ones. (A demotion is recorded the same way.)"""
+    if check:
+        require(actor, "org.manage")
+    employee = Employee.objects.select_for_update().get(pk=employee.pk)
+    _check_current(employee)
+    position, level = _clean_text(position), _clean_text(level)
+    if (position, level) == (employee.position, employee.level):
+        raise Conflict(
+            _("%(name)s already holds the position %(position)s at level %(level)s; change the "
+              "position or the level.")
+            % {"name": employee.name, "position": position or "—", "level": level or "—"},
+            code="no_change",
+        )
+    on = on or timezone.localdate()
+    history.split(employee, on=on, reason="promotion", position=position, level=level)
+    before = {"position": employee.position, "level": employee.level}
+    employee.position, employee.level = position, level
+    employee.save(update_fields=["position", "level"])
+    after = {"position": position, "level": level, "on": on.isoformat()}
+    audit.record(actor, "employee.promote", employee, before=before, after=after)
+    events.emit("employee.promoted", employee, actor=actor, from_position=before["position"],
+                from_level=before["level"], to_position=position, to_level=level,
                 on=on.isoformat())
     return employee
 

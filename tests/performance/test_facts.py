@@ -1,0 +1,206 @@
+"""The daily facts from the records, by hand: each measure on a small worked example, kept in
+step by the events, equal to a rebuild from scratch, and attributed through the HR history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from tests.conftest import user_of
+from tests.pipeline.contracts.conftest import make_customer
+from weiying.catalog.models import Product
+from weiying.org import services as org
+from weiying.performance import facts
+from weiying.performance.kpis import Evaluator
+from weiying.performance.models import DailyFact, DepartmentMonth
+from weiying.performance.selectors import Period, by_child, by_employee, monthly, totals
+from weiying.pipeline.models import FollowUp, Lead
+from weiying.pipeline.services import contracts as contracts_svc
+from weiying.pipeline.services import leads as leads_svc
+from weiying.pipeline.services import opportunities as opps_svc
+from weiying.pipeline.services.followups import log_followup
+
+pytestmark = pytest.mark.usefixtures("events_at_once")
+
+TZ = timezone.get_current_timezone()
+
+
+def at(day: dt.date, hour: int = 10, minute: int = 0) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=TZ) + dt.timedelta(
+        minutes=minute)
+
+
+def fact_rows() -> set[tuple]:
+    return set(DailyFact.objects.values_list("day", "employee_id", "department_id",
+                                             "department_path", "measure", "line", "value"))
+
+
+def month_rows() -> set[tuple]:
+    return set(DepartmentMonth.objects.values_list("month", "department_id", "department_path",
+                                                   "measure", "line", "value"))
+
+
+def sign(company: Any, customer: Any, lines: list[dict], signed_on: dt.date) -> Any:
+    contract = contracts_svc.create_contract(actor=user_of(company.rep_a), customer=customer,
+                                             title="绩效测试", lines=lines)
+    contract = contracts_svc.submit_contract(actor=user_of(company.rep_a), contract=contract)
+    if contract.status == "pending_approval":
+        contract = contracts_svc.approve_contract(actor=user_of(company.manager_a),
+                                                  contract=contract)
+    return contracts_svc.sign_contract(actor=user_of(company.finance), contract=contract,
+                                       signed_on=signed_on)
+
+
+@pytest.fixture
+def worked(company: Any) -> Any:
+    """Rep A on 2026-03-02: two leads (answered after 30 and 90 minutes), three follow-ups;
+    an opportunity won for ¥50,000 and one lost; two contracts (¥11,300 of hardware and
+    ¥6,000 of service, then a repeat ¥1,130 for the same customer on 03-20); ¥5,000
+    collected on 03-05."""
+    day = dt.date(2026, 3, 2)
+    kit = Product.objects.create(code="P-KIT", name="硬件", category="硬件",
+                                 list_price=Decimal("1130.00"), vat_rate=Decimal("0.13"))
+    svc = Product.objects.create(code="P-SVC", name="服务", category="服务",
+                                 list_price=Decimal("6000.00"), vat_rate=Decimal("0.06"))
+    rep = company.rep_a
+    for minutes in (30, 90):
+        lead = leads_svc.capture_lead(actor=user_of(company.manager_a), name=f"客户{minutes}",
+                                      phone=f"1390000{minutes:04d}", owner=rep)
+        Lead.objects.filter(pk=lead.pk).update(assigned_at=at(day, 9))
+        log_followup(actor=user_of(rep), kind="call", note="first call", lead=lead,
+                     at=at(day, 9, minutes))
+    customer = make_customer("绩效甲公司", rep)
+    log_followup(actor=user_of(rep), kind="visit", note="visit", customer=customer,
+                 at=at(day, 15))
+    won = opps_svc.create_opportunity(actor=user_of(rep), customer=customer, name="大单",
+                                      amount=Decimal("50000.00"))
+    opps_svc.mark_won(actor=user_of(rep), opportunity=won)
+    lost = opps_svc.create_opportunity(actor=user_of(rep), customer=customer, name="小单",
+                                       amount=Decimal("800.00"))
+    opps_svc.mark_lost(actor=user_of(rep), opportunity=lost, reason="price")
+    first = sign(company, customer, [
+        {"product": kit, "quantity": 10, "unit_price": Decimal("1130.00")},
+        {"product": svc, "quantity": 1, "unit_price": Decimal("6000.00")}], day)
+    contracts_svc.record_receipt(actor=user_of(company.finance), contract=first,
+                                 amount=Decimal("5000.00"), received_on=dt.date(2026, 3, 5),
+                                 method="bank")
+    sign(company, customer, [{"product": kit, "quantity": 1, "unit_price": Decimal("1130.00")}],
+         dt.date(2026, 3, 20))
+    return day
+
+
+def test_each_measure_on_the_worked_example(company: Any, worked: dt.date) -> None:
+    march = Period.month(2026, 3)
+    raw = totals(user_of(company.admin), period=march, employee=company.rep_a)
+    today = timezone.localdate()
+    # Opportunities are opened and closed today (the services stamp the clock); the rest is
+    # dated by the example.
+    assert raw["leads"] == 2 and raw["responded"] == 2
+    assert raw["response_seconds"] == 30 * 60 + 90 * 60
+    assert raw["signed_contracts"] == 2
+    assert raw["signed_amount"] == (11300 + 6000 + 1130) * 100
+    assert raw["new_customers"] == 1 and raw["repeat_contracts"] == 1
+    assert raw["collected"] == 500000
+    follow_ups = FollowUp.objects.filter(owner=company.rep_a).count()
+    assert follow_ups == 3
+    assert raw.get("followups") == 3
+    now = Period.of(today)
+    this_month = totals(user_of(company.admin), period=now, employee=company.rep_a)
+    assert this_month["opportunities"] == 2
+    assert this_month["won"] == 1 and this_month["lost"] == 1
+    assert this_month["won_amount"] == 5000000
+
+    kpi = Evaluator(raw)
+    assert kpi.value("first_response") == Decimal(3600)  # one hour on average
+    assert kpi.value("repurchase_rate") == Decimal("0.5")
+    assert kpi.value("signed_amount") == Decimal("18430.00")
+    assert Evaluator(this_month).value("win_rate") == Decimal("0.5")
+    assert kpi.value("win_rate") is None or march.contains(now)  # nothing closed in March
+
+
+def test_signed_amount_per_product_line_adds_up_to_the_total(company: Any,
+                                                             worked: dt.date) -> None:
+    admin = user_of(company.admin)
+    march = Period.month(2026, 3)
+    hardware = totals(admin, period=march, employee=company.rep_a, line="硬件")
+    service = totals(admin, period=march, employee=company.rep_a, line="服务")
+    assert hardware["signed_amount"] == (11300 + 1130) * 100
+    assert service["signed_amount"] == 6000 * 100
+    assert (hardware["signed_amount"] + service["signed_amount"]
+            == totals(admin, period=march, employee=company.rep_a)["signed_amount"])
+
+
+def test_events_keep_the_facts_equal_to_a_rebuild(company: Any, worked: dt.date) -> None:
+    kept_facts, kept_months = fact_rows(), month_rows()
+    assert kept_facts and kept_months
+    facts.rebuild()
+    assert fact_rows() == kept_facts
+    assert month_rows() == kept_months
+    # Recomputing again changes nothing (a replayed event).
+    facts.recompute([company.rep_a.pk])
+    assert fact_rows() == kept_facts and month_rows() == kept_months
+
+
+def test_a_transfer_keeps_the_days_before_it_in_the_old_team(company: Any,
+                                                            worked: dt.date) -> None:
+    admin = user_of(company.admin)
+    march = Period.month(2026, 3)
+    before = totals(admin, period=march, department=company.team_a)
+    org.transfer_employee(actor=admin, employee=company.rep_a, department=company.team_b,
+                          on=dt.date(2026, 3, 10))
+    team_a = totals(admin, period=march, department=company.team_a)
+    team_b = totals(admin, period=march, department=company.team_b)
+    # The 03-02 work and the 03-05 receipt stay in team A; the 03-20 repeat goes to team B.
+    assert team_a["signed_amount"] == before["signed_amount"] - 113000
+    assert team_b["signed_amount"] == 113000
+    assert team_a["collected"] == 500000 and "collected" not in team_b
+    # The branch above both teams' path (HQ) sees the whole, whichever team.
+    assert (totals(admin, period=march, department=company.hq)["signed_amount"]
+            == before["signed_amount"])
+    kept = fact_rows(), month_rows()
+    facts.rebuild()
+    assert (fact_rows(), month_rows()) == kept
+
+
+def test_whole_months_and_days_agree(company: Any, worked: dt.date) -> None:
+    admin = user_of(company.admin)
+    march = Period.month(2026, 3)
+    by_month = totals(admin, period=march, department=company.hq)
+    by_days = totals(admin, period=Period(march.start, march.end), department=company.hq)
+    assert by_month == by_days
+    children = by_child(admin, period=march, department=company.hq)
+    assert children[company.east.pk]["signed_amount"] == by_month["signed_amount"]
+    trend = monthly(admin, period=Period.quarter(2026, 1), department=company.hq)
+    assert trend[dt.date(2026, 3, 1)] == by_month and trend[dt.date(2026, 1, 1)] == {}
+    people = by_employee(admin, period=march, department=company.team_a)
+    assert set(people) == {company.rep_a.pk}
+
+
+def test_a_department_move_carries_its_facts(company: Any, worked: dt.date) -> None:
+    admin = user_of(company.admin)
+    march = Period.month(2026, 3)
+    whole = totals(admin, period=march, department=company.team_a)
+    org.move_department(actor=admin, department=company.team_a, parent=company.north)
+    assert totals(admin, period=march, department=company.north) == whole
+    assert totals(admin, period=march, department=company.east) == {}
+    kept = fact_rows(), month_rows()
+    facts.rebuild()
+    assert (fact_rows(), month_rows()) == kept
+
+
+def test_the_scope_limits_the_figures(company: Any, worked: dt.date) -> None:
+    from weiying.core.errors import NotFound
+
+    march = Period.month(2026, 3)
+    rep_b = user_of(company.rep_b)
+    assert totals(rep_b, period=march, department=None) == {}
+    with pytest.raises(NotFound):
+        totals(rep_b, period=march, employee=company.rep_a)
+    with pytest.raises(NotFound):
+        totals(user_of(company.manager_b), period=march, department=company.team_a)
+    mine = totals(user_of(company.rep_a), period=march)
+    assert mine["signed_amount"] == 1843000
