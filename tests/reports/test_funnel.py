@@ -177,3 +177,102 @@ def test_every_number_agrees_with_its_drill_down(company: Any, deals: Any) -> No
     for row in figures.stages:
         assert funnel.records(admin, f, {"stage": str(row.stage_id)}).count() == row.reached
         assert funnel.records(admin, f, {"dropped": str(row.stage_id)}).count() == row.dropped
+
+
+def test_funnel_page_shows_figures_linked_to_their_records(company: Any, deals: Any,
+                                                           login: Any) -> None:
+    client = login(company.manager_a)
+
+    page = client.get("/reports/funnel/", {"start": "2026-03-01", "end": "2026-03-31"})
+
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert 'data-chart="chart-funnel"' in body and 'id="chart-funnel"' in body
+    s2 = stages()["s2"]
+    link = (f"/reports/funnel/records/?start=2026-03-01&amp;end=2026-03-31&amp;pipeline="
+            f"{s2.pipeline_id}&amp;stage={s2.pk}")
+    assert f'<a href="{link}">2</a>' in body  # o1 and o2 reached s2 in team A
+
+
+def test_funnel_page_answers_htmx_with_the_results_only(company: Any, deals: Any,
+                                                        login: Any) -> None:
+    page = login(company.admin).get("/reports/funnel/", {"start": "2026-03-01"},
+                                    HTTP_HX_REQUEST="true")
+
+    assert page.status_code == 200
+    assert b"<html" not in page.content and b"chart-funnel" in page.content
+
+
+def test_a_rep_is_refused_the_funnel_pages(company: Any, deals: Any, login: Any) -> None:
+    client = login(company.rep_a)
+
+    assert client.get("/reports/funnel/").status_code == 403
+    assert client.get("/reports/funnel/records/").status_code == 403
+
+
+def test_bad_input_is_refused_with_the_reason(company: Any, login: Any) -> None:
+    client = login(company.admin)
+
+    page = client.get("/reports/funnel/", {"start": "2026-03-31", "end": "2026-03-01"})
+    assert page.status_code == 400
+    assert "结束日期早于开始日期" in page.content.decode()
+    assert client.get("/reports/funnel/", {"start": "yesterday"}).status_code == 400
+    assert client.get("/reports/funnel/records/", {"month": "13-2026"}).status_code == 400
+
+
+def test_a_department_outside_the_scope_is_not_acknowledged(company: Any, login: Any) -> None:
+    client = login(company.manager_a)
+
+    assert client.get("/reports/funnel/", {"department": company.team_b.pk}).status_code == 404
+    assert client.get("/reports/funnel/records/",
+                      {"owner": company.rep_b.pk}).status_code == 404
+
+
+def test_drill_down_page_lists_the_records_in_scope(company: Any, deals: Any,
+                                                    login: Any) -> None:
+    s4 = stages()["s4"]
+    params = {"start": "2026-03-01", "end": "2026-03-31", "stage": s4.pk}
+
+    admin_page = login(company.admin).get("/reports/funnel/records/", params)
+    manager_page = login(company.manager_a).get("/reports/funnel/records/", params)
+
+    assert admin_page.context["total"] == 2
+    assert {o.pk for o in admin_page.context["rows"]} == {deals.o1.pk, deals.o4.pk}
+    assert {o.pk for o in manager_page.context["rows"]} == {deals.o1.pk}
+
+
+def test_every_table_exports_and_the_export_is_audited(company: Any, deals: Any,
+                                                      login: Any) -> None:
+    from weiying.core.models import AuditLog
+
+    client = login(company.manager_a)
+    for table in ("stages", "reasons", "comparison", "teams", "sources", "months"):
+        response = client.get("/reports/funnel/", {"start": "2026-03-01", "end": "2026-03-31",
+                                                   "table": table, "export": "csv"})
+        assert response.status_code == 200, table
+        assert response["Content-Type"].startswith("text/csv")
+    text = client.get("/reports/funnel/", {"start": "2026-03-01", "end": "2026-03-31",
+                                           "table": "stages", "export": "csv"}
+                      ).content.decode("utf-8-sig")
+    lines = text.strip().splitlines()
+    assert lines[1].split(",")[:4] == ["初步接洽", "4", "3600.50", "2"]
+    xlsx = client.get("/reports/funnel/", {"table": "teams", "export": "xlsx"})
+    assert xlsx.status_code == 200
+    assert AuditLog.objects.filter(action="export",
+                                     object_type="reports.funnel.stages").count() == 2
+    records = client.get("/reports/funnel/records/", {"start": "2026-03-01",
+                                                      "end": "2026-03-31", "export": "csv"})
+    assert len(b"".join(records.streaming_content).decode("utf-8-sig").strip()
+               .splitlines()) == 5  # header + o1, o2, o3, o7
+
+
+def test_export_needs_the_export_permission(company: Any, deals: Any, login: Any) -> None:
+    from weiying.org.models import Role
+
+    role = Role.objects.get(code="manager")
+    role.permissions = [p for p in role.permissions if p != "export"]
+    role.save()
+
+    response = login(company.manager_a).get("/reports/funnel/", {"export": "csv"})
+
+    assert response.status_code == 403
