@@ -55,6 +55,7 @@ EVENT_NAMES = {
     "employee.left",
     "channel.created", "channel.updated", "channel.deactivated", "channel.arrived",
     "follower.subscribed", "follower.unsubscribed",
+    "target.set", "target.decomposed", "targets.imported",
 }
 
 
