@@ -55,6 +55,7 @@ EVENT_NAMES = {
     "employee.left",
     "channel.created", "channel.updated", "channel.deactivated", "channel.arrived",
     "follower.subscribed", "follower.unsubscribed",
+    "commission_plan.saved", "commission.computed", "commission.submitted", "commission.approved", "commission.rejected",
     "target.set", "target.decomposed", "targets.imported",
 }
 
