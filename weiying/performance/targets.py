@@ -535,9 +535,14 @@ class _Resolver:
     def __init__(self, actor: Any) -> None:
         self.actor = actor
         self.kpis = {k.code.lower(): k for k in Kpi.objects.filter(is_active=True)}
+        from django.utils import translation
+
         for k in list(self.kpis.values()):
             self.kpis.setdefault(k.name.strip().lower(), k)
-            self.kpis.setdefault(k.label.strip().lower(), k)
+            if k.is_builtin:  # a built-in KPI is known by its name in either language
+                for language in ("zh-hans", "en"):
+                    with translation.override(language):
+                        self.kpis.setdefault(k.label.strip().lower(), k)
         self._employees: dict[str, Employee | None] = {}
         self._departments: dict[str, Department | None] = {}
         self._paths: dict[str, str] | None = None
@@ -619,13 +624,44 @@ def import_targets(source: Any, *, actor: Any, file_name: str = "") -> Any:
     import time
     from pathlib import Path
 
-    from weiying.pipeline.imports import ImportReport, _map_header, read_rows
+    from weiying.pipeline.imports import ImportReport, read_rows
 
     require(actor, "targets.manage")
     started = time.monotonic()
     report = ImportReport(kind="targets", file_name=file_name or Path(
         str(getattr(source, "name", source))).name)
     rows = read_rows(source)
+    try:
+        good = _check_file(actor, rows, report)
+    finally:
+        rows.close()  # the reader holds the file open until it is closed
+    report.rejected = len({e.row for e in report.errors})
+    report.valid = report.rows - report.rejected
+
+    if report.rejected == 0 and good:
+        with transaction.atomic():
+            changed_ids = []
+            for row in good:
+                target, changed = _write(actor, kpi=row.kpi, period=row.period,
+                                         value=row.value, employee=row.employee,
+                                         department=row.department, line=row.line,
+                                         note=row.note)
+                if changed:
+                    changed_ids.append(target.pk)
+            report.imported = len(changed_ids)
+            if changed_ids:
+                audit.record(actor, "targets.import", object_type="performance.target",
+                             after={"file": report.file_name, "rows": report.rows,
+                                    "changed": changed_ids})
+                events.emit("targets.imported", target, actor=actor, targets=changed_ids,
+                            file=report.file_name)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _check_file(actor: Any, rows: Any, report: Any) -> list[_Row]:
+    from weiying.pipeline.imports import _map_header
+
     header = next(rows, None)
     if header is None:
         raise ValidationFailed(_("The file is empty; the first row names the columns."),
@@ -650,23 +686,7 @@ def import_targets(source: Any, *, actor: Any, file_name: str = "") -> Any:
         if row is not None:
             good.append(row)
     _check_overlaps(good, report)
-    report.rejected = len({e.row for e in report.errors})
-    report.valid = report.rows - report.rejected
-
-    if report.rejected == 0 and good:
-        with transaction.atomic():
-            for row in good:
-                _target, changed = _write(actor, kpi=row.kpi, period=row.period,
-                                          value=row.value, employee=row.employee,
-                                          department=row.department, line=row.line,
-                                          note=row.note)
-                report.imported += int(changed)
-            if report.imported:
-                audit.record(actor, "targets.import", object_type="performance.target",
-                             after={"file": report.file_name, "rows": report.rows,
-                                    "changed": report.imported})
-    report.seconds = time.monotonic() - started
-    return report
+    return good
 
 
 def _cell(cells: list[str], columns: dict[str, int], name: str) -> str:
