@@ -220,3 +220,23 @@ def test_a_bad_period_is_refused_with_a_message(figures: SimpleNamespace, login:
     response = login(figures.manager_a).get("/reports/dashboard/?period=March")
     assert response.status_code == 400
     assert "March" in response.content.decode()
+
+
+def test_hand_written_sql_gives_the_director_dashboards_figures(
+        figures: SimpleNamespace) -> None:
+    from django.db import connection
+
+    from bench.dashboard_sql import board_figures, hand_director, hand_figures
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the hand-written SQL is PostgreSQL's")
+    c = figures
+    fact(c.director, dt.date(2026, 3, 6), "collected", 120_000)  # an own member of East
+    fact(c.rep_a, dt.date(2026, 3, 6), "responded", 2)
+    fact(c.rep_a, dt.date(2026, 3, 6), "response_seconds", 5_400)
+    board = dashboards.director_dashboard(user_of(c.director), None, MARCH)
+    with connection.cursor() as cursor:
+        hand = hand_figures(hand_director(cursor, c.east.path, MARCH.start, MARCH.end))
+    assert board_figures(board) == hand
+    assert hand["children"] == {c.team_a.path: 1_700_000}
+    assert hand["top"] == [(c.rep_a.pk, 1_500_000), (c.rep_a2.pk, 200_000)]

@@ -118,6 +118,7 @@ class Cell:
     value: Any
     unit: str = "text"
     link: str = ""
+    key: Any = None  # the id the row is about (an employee, a department), for the bench
 
     @property
     def text(self) -> str:
@@ -395,7 +396,7 @@ def _people_table(name: str, title: str, figures: dict[int, selectors.Raw],
         rows.append([
             Cell(rank, Unit.COUNT),
             Cell(person.name if person else str(pk), "text",
-                 link("org:employee_detail", pk) if person else ""),
+                 link("org:employee_detail", pk) if person else "", key=pk),
             Cell(person.department.name if person else "", "text"),
             Cell(_value(raw, "signed_amount", kpis), Unit.MONEY, links.get("signed_amount", "")),
             Cell(_value(raw, "collected", kpis), Unit.MONEY, links.get("collected", "")),
@@ -619,7 +620,7 @@ def _children_table(user: Any, department: Department, period: Period,
         to = link("reports:dashboard_role", "director", department=dept.pk,
                   period=_period_query(period))
         rows.append([
-            Cell(name, "text", to),
+            Cell(name, "text", to, key=dept.path),
             Cell(_value(raw, "signed_amount", kpis), Unit.MONEY, links.get("signed_amount", "")),
             Cell(_value(raw, "collected", kpis), Unit.MONEY, links.get("collected", "")),
             Cell(_value(raw, "revenue", kpis), Unit.MONEY, links.get("revenue", "")),
