@@ -252,6 +252,21 @@ def _open_books_in_background() -> subprocess.Popen | None:
     )
 
 
+def cmd_train_scores(args: argparse.Namespace) -> int:
+    _setup()
+    from weiying.reports.scoring import train_all
+
+    for model in train_all():
+        if model.is_trained:
+            print(f"{model.kind}: held-out ROC AUC {model.auc:.3f} on {model.test_rows} rows "
+                  f"(fitted on {model.train_rows}; base rate {model.base_rate:.1%}), "
+                  f"{model.scores.count()} scored", flush=True)
+        else:
+            print(f"{model.kind}: not trained ({model.refusal}, {model.labelled} labelled "
+                  "rows); no score is shown", flush=True)
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """The WeChat sandbox: a separate Flask app (no Django), one gunicorn process because
     its world lives in memory, eight threads."""
@@ -371,6 +386,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-close", action="store_true", help="post only; close no month")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_open_books)
+
+    p = sub.add_parser("rebuild-facts",
+                       help="rebuild the performance roll-ups (daily facts, department months)",
+                       description="Rewrite every daily fact and department month from the "
+                                   "records, as the nightly job does.")
+    p.set_defaults(func=cmd_rebuild_facts)
+
+    p = sub.add_parser("train-scores", help="retrain the predictive scores now",
+                       description="Retrain the lead win probability and repurchase propensity "
+                       "models from the history, print their held-out accuracy and rescore "
+                       "(the worker does this every week, and rescores every night).")
+    p.set_defaults(func=cmd_train_scores)
 
     p = sub.add_parser("check", help="check the configuration and the database connection",
                        description="Validate settings, run Django's checks and connect.")

@@ -62,6 +62,12 @@ API_ROUTES: dict[str, dict[str, Any]] = {
     "POST /api/org/departments/{department_id}/move": action(
         "department", lambda w, p: {"parent_id": w.company.hq.pk}),
     "GET /api/org/roles": meta("the built-in roles and their permissions"),
+    "PUT /api/hr/employees": org("needs org.manage; writes employees, each record checked "
+                                 "against visible_departments and visible_employees "
+                                 "(tests/org/test_hr_api.py)"),
+    "GET /api/hr/employees/{number}/history": org(
+        "404 outside visible_employees; each stretch scoped by its own department "
+        "(tests/org/test_hr_api.py)"),
     "GET /api/org/tokens": org("needs api.tokens (admin); API tokens, no business rows"),
     "POST /api/org/tokens": org("needs api.tokens; issues a token"),
     "DELETE /api/org/tokens/{token_id}": org("needs api.tokens; revokes a token"),

@@ -231,6 +231,10 @@ PAGE_ROUTES: dict[str, Any] = {
     "org:employee_list": lst(variants=({}, {"q": "E0"}, {"status": "active"},
                                        {"export": "csv"})),
     "org:employee_detail": detail("employee"),
+    # the upload (POST) checks every row against visible_departments and visible_employees:
+    # tests/org/test_roster_import.py
+    "org:roster_import": form(needs="org.manage"),
+    "org:roster_template": meta("needs org.manage; an empty file with the column headers"),
     "org:employee_new": (
         form(needs="org.manage"),
         create(why="needs org.manage; writes an employee, no business row"),

@@ -52,7 +52,7 @@ EVENT_NAMES = {
     "ticket.opened", "ticket.closed", "ticket.sla_breached",
     "department.created", "department.moved", "department.updated",
     "employee.created", "employee.updated", "employee.transferred", "employee.leader_changed",
-    "employee.left",
+    "employee.left", "employee.promoted",
     "channel.created", "channel.updated", "channel.deactivated", "channel.arrived",
     "follower.subscribed", "follower.unsubscribed",
     "commission_plan.saved", "commission.computed", "commission.submitted", "commission.approved", "commission.rejected",

@@ -24,3 +24,12 @@ class EmployeeStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
     PROBATION = "probation", _("On probation")
     LEFT = "left", _("Left")
+
+
+class EmploymentType(models.TextChoices):
+    """How a person works for the company; commission rules may differ by it."""
+
+    FULL_TIME = "full_time", _("Full-time")
+    PART_TIME = "part_time", _("Part-time")
+    AGENT = "agent", _("Outsourced agent")
+    INTERN = "intern", _("Intern")

@@ -6,7 +6,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from weiying.core.scope import ScopeRule
-from weiying.org.choices import DataScope, DepartmentKind, EmployeeStatus
+from weiying.org.choices import DataScope, DepartmentKind, EmployeeStatus, EmploymentType
 
 
 class Company(models.Model):
@@ -121,10 +121,21 @@ class Employee(models.Model):
         verbose_name=_("role"),
     )
     wecom_userid = models.CharField(_("WeCom user id"), max_length=64, blank=True, db_index=True)
+    # What commissions and payroll need: how the person is employed, and the number payroll
+    # knows them by (工资号; optional, unique when given).
+    employment_type = models.CharField(
+        _("employment type"), max_length=16, choices=EmploymentType.choices,
+        default=EmploymentType.FULL_TIME,
+    )
+    payroll_number = models.CharField(_("payroll number"), max_length=32, blank=True)
 
     class Meta:
         verbose_name = _("employee")
         verbose_name_plural = _("employees")
+        constraints = [
+            models.UniqueConstraint(fields=["payroll_number"], condition=~models.Q(
+                payroll_number=""), name="employee_payroll_number_unique"),
+        ]
         indexes = [
             models.Index(fields=["department", "status"], name="employee_dept_status_idx"),
             models.Index(fields=["department_path", "id"], name="employee_dept_path_idx"),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from weiying.org import views
+from weiying.org import views, views_roster
 
 app_name = "org"
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("departments/new/", views.department_new, name="department_new"),
     path("departments/<int:pk>/edit/", views.department_edit, name="department_edit"),
     path("departments/<int:pk>/move/", views.department_move, name="department_move"),
+    *views_roster.urlpatterns,
 ]
