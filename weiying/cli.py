@@ -267,6 +267,21 @@ def cmd_train_scores(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_scores(args: argparse.Namespace) -> int:
+    _setup()
+    from weiying.reports.scoring import train_all
+
+    for model in train_all():
+        if model.is_trained:
+            print(f"{model.kind}: held-out ROC AUC {model.auc:.3f} on {model.test_rows} rows "
+                  f"(fitted on {model.train_rows}; base rate {model.base_rate:.1%}), "
+                  f"{model.scores.count()} scored", flush=True)
+        else:
+            print(f"{model.kind}: not trained ({model.refusal}, {model.labelled} labelled "
+                  "rows); no score is shown", flush=True)
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """The WeChat sandbox: a separate Flask app (no Django), one gunicorn process because
     its world lives in memory, eight threads."""
@@ -392,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rewrite every daily fact and department month from the "
                                    "records, as the nightly job does.")
     p.set_defaults(func=cmd_rebuild_facts)
+
+    p = sub.add_parser("train-scores", help="retrain the predictive scores now",
+                       description="Retrain the lead win probability and repurchase propensity "
+                       "models from the history, print their held-out accuracy and rescore "
+                       "(the worker does this every week, and rescores every night).")
+    p.set_defaults(func=cmd_train_scores)
 
     p = sub.add_parser("train-scores", help="retrain the predictive scores now",
                        description="Retrain the lead win probability and repurchase propensity "
