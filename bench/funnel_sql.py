@@ -1,10 +1,18 @@
 """The company funnel in hand-written SQL, for the benchmark to set beside
 `weiying.reports.funnel.company_funnel` (same cohort, same definitions, same figures as
-`Funnel.figures()`). PostgreSQL only: it uses percentile_cont for the median.
+`Funnel.figures()`). PostgreSQL only.
+
+- `hand_funnel`: the same work as company_funnel for a viewer who sees everything — the
+  levels from the roll-up by creation day (reports_funnellevel), the stays of whole months
+  from reports_funnelstay and those of the days of a month only partly in the period from
+  the stage changes; the median read off the hourly histogram.
+- `hand_funnel_raw`: the same figures straight from the opportunities and every stage
+  change (what the roll-up saves; percentile_cont for the median).
 
 Definitions (see weiying/reports/funnel.py): the cohort is the pipeline's opportunities
 created in [start, end] in Asia/Shanghai; an opportunity's furthest stage is the highest
-open-stage order its StageChange history entered; reached(k) = furthest ≥ k or won.
+open-stage order its StageChange history entered; reached(k) = furthest ≥ k or won; the
+median time in stage is that of the stays in whole hours, given in seconds.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ WITH c AS (
       AND created_at < (%(end)s::date + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'
 )
 SELECT sc.from_stage_id, COUNT(*), SUM(sc.seconds_in_previous),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY sc.seconds_in_previous)
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY sc.seconds_in_previous / 3600) * 3600
 FROM pipeline_stagechange sc JOIN pipeline_stage s ON s.id = sc.from_stage_id
 WHERE s.pipeline_id = %(p)s AND s.kind = 'open' AND sc.seconds_in_previous IS NOT NULL
   AND sc.opportunity_id IN (SELECT id FROM c)
@@ -64,7 +72,83 @@ def _m(value: Decimal) -> str:
     return str(Decimal(value).quantize(FEN, rounding=ROUND_HALF_UP))
 
 
+ROLLUP_LEVELS = """
+SELECT furthest, status, lost_reason, SUM(count), SUM(amount_fen) / 100.0
+FROM reports_funnellevel
+WHERE pipeline_id = %(p)s AND day BETWEEN %(start)s AND %(end)s
+GROUP BY 1, 2, 3 HAVING SUM(count) <> 0
+"""
+
+ROLLUP_STAYS = """
+SELECT stage_id, hours, SUM(count), SUM(seconds) FROM reports_funnelstay
+WHERE pipeline_id = %(p)s AND month BETWEEN %(first)s AND %(last)s
+GROUP BY 1, 2
+"""
+
+EDGE_STAYS = """
+SELECT sc.from_stage_id, sc.seconds_in_previous / 3600, COUNT(*), SUM(sc.seconds_in_previous)
+FROM pipeline_stagechange sc JOIN pipeline_stage s ON s.id = sc.from_stage_id
+WHERE s.pipeline_id = %(p)s AND s.kind = 'open' AND sc.seconds_in_previous IS NOT NULL
+  AND sc.opportunity_id IN (
+    SELECT id FROM pipeline_opportunity WHERE pipeline_id = %(p)s
+      AND created_at >= (%(start)s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'
+      AND created_at < (%(end)s::date + 1)::timestamp AT TIME ZONE 'Asia/Shanghai')
+GROUP BY 1, 2
+"""
+
+
+def _month(day: dt.date, step: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + step
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def _median(by_hours: dict[int, list[int]]) -> Decimal:
+    n = sum(v[0] for v in by_hours.values())
+    wanted = [(n + 1) // 2, (n + 2) // 2]
+    seen, found = 0, []
+    for h in sorted(by_hours):
+        seen += by_hours[h][0]
+        while wanted and wanted[0] <= seen:
+            found.append(h)
+            wanted.pop(0)
+    return Decimal(found[0] + found[1]) / 2 * 3600
+
+
 def hand_funnel(cursor: Any, start: dt.date, end: dt.date, pipeline_id: int) -> dict[str, Any]:
+    args: dict[str, Any] = {"p": pipeline_id, "start": start, "end": end}
+    cursor.execute('SELECT id, name, "order" FROM pipeline_stage '
+                   "WHERE pipeline_id = %(p)s AND kind = 'open' ORDER BY \"order\"", args)
+    stages = cursor.fetchall()
+    cursor.execute(ROLLUP_LEVELS, args)
+    levels = [(top, status, reason, int(n), Decimal(a)) for top, status, reason, n, a
+              in cursor.fetchall()]
+    first = start if start.day == 1 else _month(start, 1)
+    after = _month(end + dt.timedelta(days=1), 0)  # months before this one end in the period
+    hist: dict[int, dict[int, list[int]]] = {}
+
+    def add(rows: list[Any]) -> None:
+        for stage_id, h, n, total in rows:
+            slot = hist.setdefault(stage_id, {}).setdefault(int(h), [0, 0])
+            slot[0] += int(n)
+            slot[1] += int(total)
+
+    if first < after:
+        cursor.execute(ROLLUP_STAYS, {**args, "first": first, "last": _month(after, -1)})
+        add(cursor.fetchall())
+        edges = [(start, first - dt.timedelta(days=1)), (after, end)]
+    else:
+        edges = [(start, end)]
+    for lo, hi in edges:
+        if lo <= hi:
+            cursor.execute(EDGE_STAYS, {**args, "start": lo, "end": hi})
+            add(cursor.fetchall())
+    stays = {stage_id: (sum(v[0] for v in h.values()), sum(v[1] for v in h.values()),
+                        _median(h)) for stage_id, h in hist.items()}
+    return _figures(stages, levels, stays)
+
+
+def hand_funnel_raw(cursor: Any, start: dt.date, end: dt.date, pipeline_id: int
+                    ) -> dict[str, Any]:
     args = {"p": pipeline_id, "start": start, "end": end}
     cursor.execute('SELECT id, name, "order" FROM pipeline_stage '
                    "WHERE pipeline_id = %(p)s AND kind = 'open' ORDER BY \"order\"", args)
@@ -73,6 +157,10 @@ def hand_funnel(cursor: Any, start: dt.date, end: dt.date, pipeline_id: int) -> 
     levels = cursor.fetchall()
     cursor.execute(STAYS, args)
     stays = {row[0]: row[1:] for row in cursor.fetchall()}
+    return _figures(stages, levels, stays)
+
+
+def _figures(stages: list[Any], levels: list[Any], stays: dict[int, Any]) -> dict[str, Any]:
 
     zero = Decimal(0)
     total = {"created": [0, zero], "won": [0, zero], "lost": [0, zero], "open": [0, zero]}

@@ -16,7 +16,7 @@ MARCH = (dt.date(2026, 3, 1), dt.date(2026, 3, 31))
 
 
 @pytest.fixture
-def deals(company: Any) -> SimpleNamespace:
+def deals(company: Any, events_at_once: Any) -> SimpleNamespace:
     c = company
     return SimpleNamespace(
         # 1 day in s1, 2 in s2, 1 in s3, then won
@@ -168,6 +168,63 @@ def test_drill_down_lists_exactly_the_records_behind_each_number(company: Any,
     assert set(funnel.records(manager, parse(manager, {"start": "2026-03-01",
                                                        "end": "2026-03-31"}),
                               {"dropped": str(s["s4"].pk)}).values_list("pk", flat=True)) == set()
+
+
+def test_the_roll_up_kept_by_events_and_the_rebuilt_one_agree_with_the_tables(
+        company: Any, deals: Any) -> None:
+    from weiying.reports import rollup
+    from weiying.reports.models_funnel import FunnelLevel, FunnelStay
+
+    admin = user_of(company.admin)
+    for start, end in [MARCH, (dt.date(2026, 2, 10), dt.date(2026, 3, 20)),
+                       (dt.date(2025, 1, 1), dt.date(2026, 12, 31))]:
+        f = parse(admin, {"start": start.isoformat(), "end": end.isoformat()})
+        kept = funnel.build_funnel(admin, f, use_rollup=True).figures()
+        assert kept == funnel.build_funnel(admin, f, use_rollup=False).figures()
+    levels = set(FunnelLevel.objects.filter(count__gt=0).values_list(
+        "day", "furthest", "status", "lost_reason", "count", "amount_fen"))
+    stays = set(FunnelStay.objects.values_list("month", "stage_id", "hours", "count",
+                                               "seconds"))
+
+    rollup.rebuild()
+
+    assert set(FunnelLevel.objects.values_list(
+        "day", "furthest", "status", "lost_reason", "count", "amount_fen")) == levels
+    assert set(FunnelStay.objects.values_list("month", "stage_id", "hours", "count",
+                                              "seconds")) == stays
+    assert funnel.uses_rollup(admin, parse(admin, {}))
+    assert not funnel.uses_rollup(admin, parse(admin, {"source": "ads"}))
+    assert not funnel.uses_rollup(user_of(company.director), parse(admin, {}))
+
+
+def test_a_replayed_event_changes_nothing(company: Any, deals: Any) -> None:
+    from weiying.core import events
+    from weiying.core.models import DomainEvent, EventHandling
+    from weiying.reports.models_funnel import FunnelLevel, FunnelStay
+
+    before = (list(FunnelLevel.objects.order_by("pk").values_list("count", "amount_fen")),
+              list(FunnelStay.objects.order_by("pk").values_list("count", "seconds")))
+    EventHandling.objects.filter(subscriber__startswith="weiying.reports.rollup").delete()
+
+    events.replay(DomainEvent.objects.filter(name__startswith="opportunity."))
+
+    after = (list(FunnelLevel.objects.order_by("pk").values_list("count", "amount_fen")),
+             list(FunnelStay.objects.order_by("pk").values_list("count", "seconds")))
+    assert after == before
+
+
+def test_hand_sql_gives_the_same_figures(company: Any, deals: Any) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the hand-written SQL is PostgreSQL's")
+    from bench.funnel_sql import hand_funnel, hand_funnel_raw
+
+    ours = funnel.company_funnel(user_of(company.admin), *MARCH).figures()
+    pipeline_id = stages()["s1"].pipeline_id
+    with connection.cursor() as cursor:
+        assert hand_funnel(cursor, *MARCH, pipeline_id) == ours
+        assert hand_funnel_raw(cursor, *MARCH, pipeline_id) == ours
 
 
 def test_every_number_agrees_with_its_drill_down(company: Any, deals: Any) -> None:

@@ -15,11 +15,15 @@ Each is followed as far as it got, up to now:
   Opportunity.lost_reason (counts and amounts);
 - time in stage: every completed stay in an open stage by a cohort opportunity (each
   StageChange out of the stage carries the seconds spent in it); a stay still going on is
-  not counted. Average and median, whole seconds rounded half up.
+  not counted. The average is exact (whole seconds, rounded half up); the median is that of
+  the stays counted in whole hours (so it can be read off an hourly histogram, which the
+  roll-up keeps), given in seconds.
 
 Query cost: the funnel is two aggregate statements over the cohort (the furthest stage of
-each opportunity grouped with its status and loss reason; the stays grouped by stage), the
-breakdowns by team, source and month one more, whatever the number of opportunities. The
+each opportunity grouped with its status and loss reason; the stays grouped by stage and
+hour), the breakdowns by team, source and month one more, whatever the number of
+opportunities. For a viewer who sees the whole company without a slice, the two come from
+the roll-up (weiying.reports.rollup): a few thousand rows instead of every opportunity. The
 cohort is the ORM's scoped queryset compiled to SQL, so the scope comes from the one scoping
 function; only the grouping around it is written here.
 """
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -50,10 +54,12 @@ from django.utils.translation import gettext as _
 from weiying.core import tree
 from weiying.core.errors import ValidationFailed
 from weiying.core.money import ZERO, from_fen, money
-from weiying.core.scope import scoped
+from weiying.core.scope import data_scope_of, scoped
+from weiying.org.choices import DataScope
 from weiying.org.models import Department
 from weiying.pipeline.choices import LostReason, OpportunityStatus, StageKind
 from weiying.pipeline.models import Opportunity, Pipeline, Stage, StageChange
+from weiying.reports import rollup
 from weiying.reports.filters import (
     NO_SOURCE,
     Filters,
@@ -283,34 +289,54 @@ def _levels(qs: QuerySet[Opportunity], stages: list[Stage], keys: dict[str, Any]
         return list(cursor.fetchall())
 
 
-def _stays(qs: QuerySet[Opportunity], stages: list[Stage]) -> dict[int, tuple[int, int, Any]]:
-    """{stage id: (completed stays, total seconds, median seconds)} — one statement."""
+def _stays(qs: QuerySet[Opportunity], stages: list[Stage]) -> rollup.Histogram:
+    """The cohort's completed stays by stage and whole hours — one grouped statement (no
+    sort: the median is read off the histogram)."""
+    out: rollup.Histogram = defaultdict(dict)
     if not stages:
-        return {}
+        return out
     cohort_sql, cohort_params = qs.values_list("id").query.sql_with_params()
     marks = ", ".join("%s" for _s in stages)
-    where = (f"sc.opportunity_id IN (SELECT id FROM c) AND sc.from_stage_id IN ({marks}) "
-             f"AND sc.seconds_in_previous IS NOT NULL")
-    if connection.vendor == "postgresql":
-        sql = (f"WITH c (id) AS ({cohort_sql}) "
-               f"SELECT sc.from_stage_id, COUNT(*), SUM(sc.seconds_in_previous), "
-               f"percentile_cont(0.5) WITHIN GROUP (ORDER BY sc.seconds_in_previous) "
-               f"FROM {_table(StageChange)} sc WHERE {where} GROUP BY sc.from_stage_id")
-    else:
-        # No ordered-set aggregates here: the median is the mean of the middle one or two
-        # rows of each stage's sorted stays (window functions).
-        sql = (f"WITH c (id) AS ({cohort_sql}), x AS ("
-               f"SELECT sc.from_stage_id AS st, sc.seconds_in_previous AS s, "
-               f"ROW_NUMBER() OVER (PARTITION BY sc.from_stage_id "
-               f"ORDER BY sc.seconds_in_previous) AS rn, "
-               f"COUNT(*) OVER (PARTITION BY sc.from_stage_id) AS n, "
-               f"SUM(sc.seconds_in_previous) OVER (PARTITION BY sc.from_stage_id) AS total "
-               f"FROM {_table(StageChange)} sc WHERE {where}) "
-               f"SELECT st, MAX(n), MAX(total), AVG(s) FROM x "
-               f"WHERE rn IN ((n + 1) / 2, (n + 2) / 2) GROUP BY st")
+    hours = f"sc.seconds_in_previous / {rollup.HOUR}"
+    sql = (f"WITH c (id) AS ({cohort_sql}) "
+           f"SELECT sc.from_stage_id, {hours}, COUNT(*), SUM(sc.seconds_in_previous) "
+           f"FROM {_table(StageChange)} sc "
+           f"WHERE sc.opportunity_id IN (SELECT id FROM c) AND sc.from_stage_id IN ({marks}) "
+           f"AND sc.seconds_in_previous IS NOT NULL GROUP BY sc.from_stage_id, {hours}")
     with connection.cursor() as cursor:
         cursor.execute(sql, [*cohort_params, *[s.pk for s in stages]])
-        return {row[0]: (int(row[1]), int(row[2] or 0), row[3]) for row in cursor.fetchall()}
+        for stage_id, h, n, total in cursor.fetchall():
+            out[stage_id][int(h)] = [int(n), int(total)]
+    return out
+
+
+def _merge(into: rollup.Histogram, more: rollup.Histogram) -> rollup.Histogram:
+    for stage_id, by_hours in more.items():
+        mine = into.setdefault(stage_id, {})
+        for h, (n, total) in by_hours.items():
+            slot = mine.setdefault(h, [0, 0])
+            slot[0] += n
+            slot[1] += total
+    return into
+
+
+def median_hours(by_hours: dict[int, list[int]]) -> Decimal | None:
+    """The median of the stays in whole hours (the mean of the middle two for an even
+    count), from {hours: [stays, seconds]}."""
+    n = sum(v[0] for v in by_hours.values())
+    if not n:
+        return None
+    wanted = [(n + 1) // 2, (n + 2) // 2]
+    found: list[int] = []
+    seen = 0
+    for h in sorted(by_hours):
+        seen += by_hours[h][0]
+        while wanted and wanted[0] <= seen:
+            found.append(h)
+            wanted.pop(0)
+        if not wanted:
+            break
+    return Decimal(found[0] + found[1]) / 2
 
 
 # --- the funnel -----------------------------------------------------------------------------
@@ -337,17 +363,48 @@ def _cumulate(stages: list[Stage], per_top: dict[int, dict[str, list[Any]]],
     return rows
 
 
-def build_funnel(user: Any, filters: Filters) -> Funnel:
-    """The funnel of the filters' cohort: three statements (furthest stage with status and
-    loss reason; stays by stage; nothing per opportunity in Python)."""
+def uses_rollup(user: Any, filters: Filters) -> bool:
+    """The company-wide roll-up answers for a viewer who sees everything, without a
+    department, rep or source chosen; every other slice reads the pipeline's tables."""
+    return (data_scope_of(user) == DataScope.ALL and filters.department is None
+            and filters.owner is None and not filters.source)
+
+
+def _rollup_stays(user: Any, filters: Filters, stages: list[Stage]) -> rollup.Histogram:
+    """Whole months from the roll-up, the days of a month only partly inside the period from
+    the stage changes of the opportunities created on those days."""
+    first, last = rollup.whole_months(filters.start, filters.end)
+    if first is None or last is None:
+        return _stays(cohort(user, filters), stages)
+    out = rollup.stays(filters.pipeline, first, last)
+    whole_end = rollup._next_month(last) - dt.timedelta(days=1)
+    if filters.start < first:
+        head = replace(filters, end=first - dt.timedelta(days=1))
+        out = _merge(out, _stays(cohort(user, head), stages))
+    if filters.end > whole_end:
+        tail = replace(filters, start=whole_end + dt.timedelta(days=1))
+        out = _merge(out, _stays(cohort(user, tail), stages))
+    return out
+
+
+def build_funnel(user: Any, filters: Filters, *, use_rollup: bool | None = None) -> Funnel:
+    """The funnel of the filters' cohort: two grouped statements (furthest stage with status
+    and loss reason; stays by stage and whole hours), read from the roll-up when it answers
+    (uses_rollup); nothing per opportunity in Python."""
     stages = open_stages(filters.pipeline)
     qs = cohort(user, filters)
-    rows = _levels(qs, stages, {"reason": F("lost_reason")})
+    from_rollup = uses_rollup(user, filters) if use_rollup is None else use_rollup
+    if from_rollup:
+        rows = rollup.levels(filters.pipeline, filters.start, filters.end)
+        stays = _rollup_stays(user, filters, stages)
+    else:
+        rows = _levels(qs, stages, {"reason": F("lost_reason")})
+        stays = _stays(qs, stages)
     funnel = Funnel(filters=filters, stages=[])
     per_top: dict[int, dict[str, list[Any]]] = defaultdict(dict)
     reasons: dict[str, list[Any]] = {}
     for reason, top, status, count, amount in rows:
-        amount = _yuan(amount)
+        amount = from_fen(amount) if from_rollup else _yuan(amount)
         funnel.created += count
         funnel.created_amount += amount
         if status == WON:
@@ -367,12 +424,14 @@ def build_funnel(user: Any, filters: Filters) -> Funnel:
             funnel.open += count
             funnel.open_amount += amount
     funnel.stages = _cumulate(stages, per_top, (funnel.won, funnel.won_amount))
-    stays = _stays(qs, stages)
     for row in funnel.stages:
-        count, total, median = stays.get(row.stage_id, (0, 0, None))
+        by_hours = stays.get(row.stage_id, {})
+        count = sum(v[0] for v in by_hours.values())
+        total = sum(v[1] for v in by_hours.values())
         row.stays = count
         row.avg_seconds = _half_up(Decimal(total) / count) if count else None
-        row.median_seconds = _half_up(median) if count else None
+        median = median_hours(by_hours)
+        row.median_seconds = _half_up(median * rollup.HOUR) if median is not None else None
     labels = dict(LostReason.choices)
     funnel.reasons = sorted(
         (ReasonRow(code=code, label=str(labels.get(code, code or "—")), count=n, amount=a)
