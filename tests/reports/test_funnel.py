@@ -333,3 +333,32 @@ def test_export_needs_the_export_permission(company: Any, deals: Any, login: Any
     response = login(company.manager_a).get("/reports/funnel/", {"export": "csv"})
 
     assert response.status_code == 403
+
+
+def test_api_gives_the_funnel_of_the_callers_scope(company: Any, deals: Any,
+                                                   login: Any) -> None:
+    params = {"start": "2026-03-01", "end": "2026-03-31", "breakdowns": "true"}
+
+    admin = login(company.admin).get("/api/reports/funnel", params).json()
+    manager = login(company.manager_a).get("/api/reports/funnel", params).json()
+
+    assert admin["figures"]["created"] == 5
+    assert admin["figures"]["stages"][1]["conversion"] == "0.6667"
+    assert admin["figures"]["reasons"][0] == {"code": "competitor", "count": 1,
+                                               "amount": "3000.00"}
+    assert (admin["previous"]["created"], admin["year_ago"]["lost"]) == (1, 1)
+    assert [m["key"] for m in admin["months"]] == ["2026-03"]
+    assert manager["figures"]["created"] == 4
+    assert manager["figures"]["created_amount"] == "3600.50"
+
+
+def test_api_refuses_a_rep_a_foreign_department_and_bad_dates(company: Any,
+                                                              login: Any) -> None:
+    assert login(company.rep_a).get("/api/reports/funnel").status_code == 403
+    manager = login(company.manager_a)
+    outside = manager.get("/api/reports/funnel", {"department": company.team_b.pk})
+    assert outside.status_code == 404
+    backwards = manager.get("/api/reports/funnel", {"start": "2026-03-31",
+                                                    "end": "2026-03-01"})
+    assert backwards.status_code == 400
+    assert backwards.json()["code"] == "invalid"

@@ -1,0 +1,121 @@
+"""HTTP API of the analysis layer, mounted at /api/reports. Every endpoint needs reports.view
+and answers the caller's data scope; money is a string exact to the fen, rates are fractions
+as strings ("0.6667"). Each report keeps its own section below."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema
+
+from weiying.core.permissions import require
+from weiying.reports.filters import parse
+
+router = Router(tags=["reports"])
+
+
+class SliceIn(Schema):
+    start: dt.date | None = Field(None, description="default: see each report")
+    end: dt.date | None = Field(None, description="default: today")
+    department: int | None = Field(None, description="a department id: its whole subtree")
+    owner: int | None = Field(None, description="an employee id")
+    source: str = Field("", description="a lead source code, or 'none' for no lead")
+    pipeline: int | None = Field(None, description="default: the default pipeline")
+
+
+def _filters(request: HttpRequest, q: SliceIn, **defaults: Any) -> Any:
+    require(request.user, "reports.view")
+    data = {k: v for k, v in q.dict().items() if v not in (None, "")}
+    return parse(request.user, data, **defaults)
+
+
+# --- funnel ---------------------------------------------------------------------------------
+class FunnelStageOut(Schema):
+    stage_id: int
+    name: str
+    reached: int
+    reached_amount: str
+    conversion: str | None
+    dropped: int
+    dropped_lost: int
+    dropped_open: int
+    stays: int
+    avg_seconds: int | None
+    median_seconds: int | None
+
+
+class FunnelReasonOut(Schema):
+    code: str
+    count: int
+    amount: str
+
+
+class FunnelFiguresOut(Schema):
+    created: int
+    created_amount: str
+    won: int
+    won_amount: str
+    lost: int
+    lost_amount: str
+    open: int
+    open_amount: str
+    win_rate: str | None
+    stages: list[FunnelStageOut]
+    reasons: list[FunnelReasonOut]
+
+
+class FunnelGroupOut(Schema):
+    key: str
+    label: str
+    created: int
+    reached: list[int]
+    won: int
+    won_amount: str
+    lost: int
+    open: int
+
+
+class FunnelOut(Schema):
+    start: dt.date
+    end: dt.date
+    pipeline_id: int
+    figures: FunnelFiguresOut
+    previous: FunnelFiguresOut
+    year_ago: FunnelFiguresOut
+    teams: list[FunnelGroupOut] = []
+    sources: list[FunnelGroupOut] = []
+    months: list[FunnelGroupOut] = []
+
+
+class FunnelIn(SliceIn):
+    breakdowns: bool = Field(False, description="add the funnel by team, source and month")
+
+
+def _groups(rows: list[Any]) -> list[dict[str, Any]]:
+    return [{"key": r.key, "label": r.label, "created": r.created, "reached": r.reached,
+             "won": r.won, "won_amount": f"{r.won_amount:.2f}", "lost": r.lost,
+             "open": r.open} for r in rows]
+
+
+@router.get("/funnel", response=FunnelOut)
+def funnel_report(request: HttpRequest, q: Query[FunnelIn]) -> dict[str, Any]:
+    """The funnel of the opportunities created in the period (default: the last twelve
+    months), with the same figures for the previous period and a year earlier."""
+    from weiying.reports import funnel
+    from weiying.reports.views_funnel import default_start
+
+    filters = _filters(request, q, default_start=default_start())
+    figures = funnel.build_funnel(request.user, filters)
+    cmp = funnel.compare(request.user, figures)
+    out: dict[str, Any] = {
+        "start": filters.start, "end": filters.end, "pipeline_id": filters.pipeline.pk,
+        "figures": figures.figures(), "previous": cmp.previous.figures(),
+        "year_ago": cmp.year_ago.figures(),
+    }
+    if q.breakdowns:
+        split = funnel.breakdowns(request.user, filters)
+        out.update(teams=_groups(split.teams), sources=_groups(split.sources),
+                   months=_groups(split.months))
+    return out
