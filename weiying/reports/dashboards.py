@@ -787,3 +787,27 @@ def build(user: Any, role: str, *, period: Period, department: Any = None) -> Da
     if role == "finance":
         return finance_dashboard(user, period)
     return executive_dashboard(user, period)
+
+
+def headline(user: Any, role: str, *, period: Period, limit: int = 4) -> list[Figure]:
+    """The first figures of a dashboard, without its tables and charts (a scheduled card):
+    a few queries per recipient."""
+    check_role(user, role)
+    if role == "finance":
+        from weiying.finance import reports as finance
+
+        b = finance.bridge(user, period.start, period.end)
+        return [Figure("cash", _("Cash received (books)"), Unit.MONEY, b.cash),
+                Figure("revenue", _("Revenue recognised"), Unit.MONEY, b.revenue),
+                Figure("difference", _("Cash less explained"), Unit.MONEY, b.difference)]
+    kpis = _kpis()
+    codes = HEADLINE[role][:limit]
+    measures = _measures(codes, kpis)
+    if role == "rep":
+        slice_: dict[str, Any] = {"employee": employee_of(user)}
+    elif role == "executive":
+        slice_ = {}
+    else:
+        slice_ = {"department": home_department(user)}
+    compared = selectors.compare(user, period=period, measures=measures, **slice_)
+    return _figures(codes, kpis, compared, {})

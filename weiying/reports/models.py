@@ -4,6 +4,7 @@ models and the scores they gave (weiying.reports.scoring)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -80,3 +81,52 @@ class Score(models.Model):
 
 # The funnel's roll-up lives in its own module.
 from weiying.reports.models_funnel import *  # noqa: E402,F401,F403
+
+
+# --- scheduled reports (weiying.reports.schedules) ---------------------------------------------
+class ScheduleFrequency(models.TextChoices):
+    DAILY = "daily", _("Daily")
+    WEEKLY = "weekly", _("Weekly")
+
+
+class ReportSchedule(models.Model):
+    """A report pushed to WeCom as a text card: to one employee, or to every department head
+    of a level (M1, M2… as the HR roster writes levels), daily or weekly on a weekday, at an
+    hour in the company's time zone. Each recipient's card carries the headline figures of
+    their own scope. `last_slot` is the last due moment sent, so a slot goes out once."""
+
+    name = models.CharField(_("name"), max_length=64)
+    recipient = models.ForeignKey("org.Employee", on_delete=models.CASCADE, null=True,
+                                  blank=True, related_name="+", verbose_name=_("recipient"))
+    recipient_level = models.CharField(_("or every head of level"), max_length=16, blank=True)
+    # "dashboard" (the recipient's own), a dashboard role, or a report page (schedules.REPORTS).
+    report = models.CharField(_("report"), max_length=24, default="dashboard")
+    frequency = models.CharField(_("frequency"), max_length=8, choices=ScheduleFrequency.choices,
+                                 default=ScheduleFrequency.DAILY)
+    weekday = models.PositiveSmallIntegerField(_("weekday"), null=True, blank=True)  # 0 = Mon
+    hour = models.PositiveSmallIntegerField(_("hour"), default=9)
+    is_active = models.BooleanField(_("active"), default=True)
+    last_slot = models.DateTimeField(_("last sent for"), null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(_("created"))
+
+    class Meta:
+        verbose_name = _("scheduled report")
+        verbose_name_plural = _("scheduled reports")
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(recipient__isnull=False, recipient_level="")
+                           | (models.Q(recipient__isnull=True) & ~models.Q(recipient_level=""))),
+                name="reportschedule_one_audience"),
+            models.CheckConstraint(condition=models.Q(hour__lte=23),
+                                   name="reportschedule_hour"),
+            models.CheckConstraint(
+                condition=(models.Q(frequency="daily", weekday__isnull=True)
+                           | models.Q(frequency="weekly", weekday__lte=6)),
+                name="reportschedule_weekday"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
