@@ -14,21 +14,25 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from weiying.core.money import format_cny
 from weiying.core.scope import visible_employees
 from weiying.org.models import Department, Employee
 from weiying.performance import selectors
 from weiying.performance.kpis import Evaluator, measures_for
-from weiying.performance.models import Direction, Kpi, Target
+from weiying.performance.models import Direction, Kpi, Target, Unit
 from weiying.performance.selectors import Period
 from weiying.performance.targets import targets_of
 
 AMONG = ("team", "level", "company")
+# Shown to someone without a target this month: what every rep is measured on.
+DEFAULT_KPIS = ("signed_amount", "collected", "followups", "leads")
 BY = ("achievement", "actual")
 
 
@@ -61,6 +65,35 @@ def pace(period: Period, today: dt.date | None = None) -> Decimal:
     return Decimal((today - period.start).days + 1) / Decimal(total)
 
 
+def display(kpi: Kpi, value: Decimal | None) -> str:
+    """A KPI value as people read it: ¥1,234.00, 12, 45 min, 35.0 %; "—" for none."""
+    if value is None:
+        return "—"
+    if kpi.unit == Unit.MONEY:
+        return format_cny(value)
+    if kpi.unit == Unit.RATIO:
+        return percent(value)
+    if kpi.unit == Unit.SECONDS:
+        minutes = (value / 60).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        return _("%(n)s min") % {"n": minutes}
+    if value == value.to_integral_value():
+        return f"{value.quantize(Decimal(1)):,}"
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+
+
+def percent(value: Decimal | None) -> str:
+    if value is None:
+        return "—"
+    return f"{(value * 100).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
+
+
+def signed_percent(value: Decimal | None) -> str:
+    if value is None:
+        return "—"
+    shown = percent(value)
+    return shown if value < 0 else "+" + shown
+
+
 def active_kpis() -> list[Kpi]:
     return list(Kpi.objects.filter(is_active=True))
 
@@ -88,6 +121,14 @@ class Line:
     @property
     def on_track(self) -> bool | None:
         return None if self.achievement is None else self.achievement >= self.pace
+
+    @property
+    def shown(self) -> dict[str, str]:
+        return {"actual": display(self.kpi, self.actual), "target": display(self.kpi, self.target),
+                "achievement": percent(self.achievement), "pace": percent(self.pace),
+                "mom": signed_percent(self.mom), "yoy": signed_percent(self.yoy),
+                "previous": display(self.kpi, self.previous),
+                "year_ago": display(self.kpi, self.year_ago)}
 
     @property
     def bar(self) -> int:
