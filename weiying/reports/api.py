@@ -119,3 +119,55 @@ def funnel_report(request: HttpRequest, q: Query[FunnelIn]) -> dict[str, Any]:
         out.update(teams=_groups(split.teams), sources=_groups(split.sources),
                    months=_groups(split.months))
     return out
+
+
+# --- forecast -------------------------------------------------------------------------------
+class ForecastMonthOut(Schema):
+    key: str
+    count: int
+    best_case: str
+    commit: str
+    weighted: str
+    won_count: int
+    won: str
+
+
+class ForecastAccuracyOut(Schema):
+    month: dt.date
+    count: int
+    best_case: str
+    commit: str
+    weighted: str
+    won: str
+    won_forecast: str
+    accuracy: str | None
+
+
+class ForecastOut(Schema):
+    pipeline_id: int
+    commit_probability: int
+    months: list[ForecastMonthOut]
+    accuracy: list[ForecastAccuracyOut]
+
+
+@router.get("/forecast", response=ForecastOut)
+def forecast_report(request: HttpRequest, q: Query[SliceIn]) -> dict[str, Any]:
+    """Open opportunities by expected close month (overdue, this month and the five after,
+    later, no date) and the accuracy of the forecasts of the six months before. The period
+    parameters are ignored."""
+    from weiying.reports import forecast
+
+    q.start = q.end = None
+    filters = _filters(request, q)
+    fc = forecast.build_forecast(request.user, filters)
+    return {
+        "pipeline_id": filters.pipeline.pk, "commit_probability": forecast.COMMIT_PROBABILITY,
+        "months": [{"key": m.key, "count": m.count, "best_case": f"{m.best_case:.2f}",
+                    "commit": f"{m.commit:.2f}", "weighted": f"{m.weighted:.2f}",
+                    "won_count": m.won_count, "won": f"{m.won:.2f}"} for m in fc.months],
+        "accuracy": [{"month": r.month, "count": r.count, "best_case": f"{r.best_case:.2f}",
+                      "commit": f"{r.commit:.2f}", "weighted": f"{r.weighted:.2f}",
+                      "won": f"{r.won:.2f}", "won_forecast": f"{r.won_forecast:.2f}",
+                      "accuracy": None if r.accuracy is None else str(r.accuracy)}
+                     for r in fc.accuracy],
+    }
