@@ -227,6 +227,10 @@ def cmd_open_books(args: argparse.Namespace) -> int:
         print(exc.message, file=sys.stderr)
         return 1
     (settings.DATA_DIR / BOOKS_OPENED).write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    # The books carry the recognised revenue and margins of the performance figures.
+    from weiying.performance import facts
+
+    facts.rebuild(families=["finance"])
     print(f"Finance books opened: {result.contracts} contracts, {result.receipts} receipts, "
           f"{result.acceptances} acceptances, {result.cancellations} cancellations, "
           f"{result.months_closed} months closed", flush=True)
@@ -234,6 +238,16 @@ def cmd_open_books(args: argparse.Namespace) -> int:
 
 
 BOOKS_OPENED = "finance-books-opened"
+
+
+def cmd_rebuild_facts(args: argparse.Namespace) -> int:
+    _setup()
+    from weiying.performance import facts
+
+    result = facts.rebuild()
+    print(f"Performance facts rebuilt in {result['seconds']} s: " + ", ".join(
+        f"{k} {v[0]} rows" for k, v in result.items() if isinstance(v, tuple)), flush=True)
+    return 0
 
 
 def _open_books_in_background() -> subprocess.Popen | None:
@@ -250,21 +264,6 @@ def _open_books_in_background() -> subprocess.Popen | None:
         [sys.executable, "-c", "from weiying.cli import main; raise SystemExit(main())",
          "open-books", "--quiet"],
     )
-
-
-def cmd_train_scores(args: argparse.Namespace) -> int:
-    _setup()
-    from weiying.reports.scoring import train_all
-
-    for model in train_all():
-        if model.is_trained:
-            print(f"{model.kind}: held-out ROC AUC {model.auc:.3f} on {model.test_rows} rows "
-                  f"(fitted on {model.train_rows}; base rate {model.base_rate:.1%}), "
-                  f"{model.scores.count()} scored", flush=True)
-        else:
-            print(f"{model.kind}: not trained ({model.refusal}, {model.labelled} labelled "
-                  "rows); no score is shown", flush=True)
-    return 0
 
 
 def cmd_train_scores(args: argparse.Namespace) -> int:
@@ -407,12 +406,6 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rewrite every daily fact and department month from the "
                                    "records, as the nightly job does.")
     p.set_defaults(func=cmd_rebuild_facts)
-
-    p = sub.add_parser("train-scores", help="retrain the predictive scores now",
-                       description="Retrain the lead win probability and repurchase propensity "
-                       "models from the history, print their held-out accuracy and rescore "
-                       "(the worker does this every week, and rescores every night).")
-    p.set_defaults(func=cmd_train_scores)
 
     p = sub.add_parser("train-scores", help="retrain the predictive scores now",
                        description="Retrain the lead win probability and repurchase propensity "

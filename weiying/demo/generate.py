@@ -192,6 +192,11 @@ def generate(
                 "size": size, "seed": seed, "scale": scale, "today": today.isoformat(),
                 "counts": writer.counts_by_label(),
             })
+    # The history was written in bulk, without events: open everyone's HR history and build
+    # the performance roll-ups from it (the finance facts follow when the books are opened).
+    from weiying.performance import facts
+
+    facts.rebuild()
     seconds = time.monotonic() - started
     logger.info("demo generated", extra={"size": size, "seed": seed, "ms": int(seconds * 1000)})
     c = writer.counts

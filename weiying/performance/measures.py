@@ -134,12 +134,12 @@ def sources(family: str) -> list[tuple[str, str]]:
              f"{{where}} GROUP BY o.owner_id, {closed}", "o.owner_id"),
         ]
     if family == "contract":
-        signed = ("c.signed_on IS NOT NULL AND c.status NOT IN ('draft', 'pending_approval', "
-                  "'approved', 'cancelled')")
+        # Signed and not cancelled (a cancellation takes the signing out of the figures).
+        signed = "c.signed_on IS NOT NULL AND c.status IN ('signed', 'in_delivery', 'completed')"
         earlier = (
             "EXISTS (SELECT 1 FROM pipeline_contract p WHERE p.customer_id = c.customer_id "
-            "AND p.signed_on IS NOT NULL AND p.status NOT IN ('draft', 'pending_approval', "
-            "'approved', 'cancelled') AND (p.signed_on < c.signed_on OR "
+            "AND p.signed_on IS NOT NULL AND p.status IN ('signed', 'in_delivery', 'completed') "
+            "AND (p.signed_on < c.signed_on OR "
             "(p.signed_on = c.signed_on AND p.id < c.id)))"
         )
         return [

@@ -1,0 +1,14 @@
+"""The nightly rebuild of the daily facts: whatever an event could not name (a bulk update, a
+subscriber that failed and was retried late, a correction made in the database) is put right
+from the records once a day, before the morning's summary cards are sent."""
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, lock_task
+
+from weiying.performance import facts
+
+
+@db_periodic_task(crontab(hour="3", minute="30"))
+@lock_task("performance-rebuild")
+def rebuild_facts_nightly() -> dict:
+    return facts.rebuild()
