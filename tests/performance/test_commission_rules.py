@@ -32,6 +32,14 @@ STANDARD = [{"from_pct": "0", "to_pct": "80", "rate": "2"},
             {"from_pct": "100", "to_pct": "", "rate": "5"}]
 
 
+@pytest.fixture(autouse=True)
+def english() -> Any:
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 def plan(company: Any, tiers: list[dict[str, Any]] = STANDARD, **options: Any) -> Any:
     values = {"name": "销售提成", "basis": "collected", "valid_from": "2026-01-01",
               "department": company.team_a, **options}
@@ -98,6 +106,17 @@ def test_bad_tiers_are_refused_with_their_message_and_nothing_is_saved(
     with pytest.raises(ValidationFailed) as caught:
         plan(company, tiers)
     assert str(caught.value.message) == message
+    nothing_saved()
+
+
+def test_the_gap_message_reads_in_chinese(company: Any) -> None:
+    from django.utils import translation
+
+    with translation.override("zh-hans"), pytest.raises(ValidationFailed) as caught:
+        plan(company, [{"from_pct": "0", "to_pct": "80", "rate": "2"},
+                       {"from_pct": "90", "to_pct": "", "rate": "3"}])
+    assert str(caught.value.message) == (
+        "第 1 档止于 80 %，但第 2 档从 90 % 开始，中间有空档；请让第 2 档从 80 % 开始。")
     nothing_saved()
 
 
