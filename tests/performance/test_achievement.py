@@ -157,3 +157,79 @@ def test_the_trend_has_twelve_months_with_targets(figures: Any) -> None:
     assert data["targets"]["signed_amount"][0] is None
     assert achievement.last_months(dt.date(2026, 3, 10), 3) == Period(
         dt.date(2026, 1, 1), dt.date(2026, 3, 31))
+
+
+# --- the desk page ------------------------------------------------------------------------------
+def test_the_overview_shows_the_viewers_department_or_own_figures(figures: Any,
+                                                                  login: Any) -> None:
+    html = login(figures.manager_a, language="en").get(
+        "/performance/?period=2026-03").content.decode()
+    assert "上海一组" in html and "¥60,000.00" in html and "60.0%" in html
+    assert 'data-chart="chart-trend"' in html and 'id="chart-trend"' in html
+    rep = login(figures.rep_a, language="en").get("/performance/?period=2026-03")
+    assert rep.status_code == 200
+    text = rep.content.decode()
+    assert "李销售" in text and "¥30,000.00" in text and "75.0%" in text
+    assert '<td class="num">¥60,000.00</td>' not in text  # the team's figure
+
+
+def test_the_rankings_tab(figures: Any, login: Any) -> None:
+    html = login(figures.manager_a, language="en").get(
+        "/performance/?period=2026-03&tab=rankings&kpi=signed_amount&by=actual").content.decode()
+    table = html[html.index('data-testid="ranking"'):]
+    assert table.index("李销售") < table.index("王经理") and table.index("赵销售") < table.index(
+        "王经理")
+    rep = login(figures.rep_a, language="en").get(
+        "/performance/?period=2026-03&tab=rankings&kpi=signed_amount").content.decode()
+    assert "Your rank in your team: 2 of 3" in rep and "赵销售" not in rep
+
+
+@pytest.mark.parametrize(("who", "query", "status"), [
+    ("rep_a", "", 200),
+    ("rep_a", "employee=rep_a", 200),
+    ("rep_a", "employee=rep_a2", 404),
+    ("rep_a", "department=team_a", 404),
+    ("rep_a", "tab=rankings&department=team_a", 404),
+    ("manager_a", "department=team_a", 200),
+    ("manager_a", "employee=rep_a2", 200),
+    ("manager_a", "department=east", 404),
+    ("manager_a", "department=team_b", 404),
+    ("manager_a", "employee=rep_b", 404),
+    ("manager_a", "tab=rankings&department=team_b", 404),
+    ("director", "department=east", 200),
+    ("director", "department=team_b", 404),
+    ("admin", "department=team_b", 200),
+    ("manager_a", "department=xyz", 404),
+])
+def test_the_overview_keeps_to_the_scope(figures: Any, login: Any, who: str, query: str,
+                                         status: int) -> None:
+    parts = []
+    for pair in query.split("&") if query else []:
+        key, value = pair.split("=")
+        obj = getattr(figures, value, None)
+        parts.append(f"{key}={obj.pk if obj is not None else value}")
+    url = "/performance/?period=2026-03&" + "&".join(parts)
+    assert login(getattr(figures, who)).get(url).status_code == status
+
+
+@pytest.mark.parametrize(("who", "query", "status"), [
+    ("rep_a", "export=xlsx", 403),
+    ("manager_a", "export=xlsx", 200),
+    ("manager_a", "export=csv&tab=rankings", 200),
+    ("manager_a", "export=xlsx&department=team_b", 404),
+])
+def test_exports_need_the_export_permission_and_keep_to_the_scope(
+        figures: Any, login: Any, who: str, query: str, status: int) -> None:
+    query = query.replace("team_b", str(figures.team_b.pk))
+    response = login(getattr(figures, who)).get(f"/performance/?period=2026-03&{query}")
+    assert response.status_code == status
+
+
+def test_the_ranking_export_holds_the_team_only(figures: Any, login: Any) -> None:
+    body = login(figures.manager_a, language="en").get(
+        "/performance/?period=2026-03&tab=rankings&kpi=signed_amount&by=actual&export=csv"
+    ).content.decode("utf-8-sig")
+    lines = body.strip().splitlines()
+    assert lines[0].startswith("Rank,Employee number")
+    assert [ln.split(",")[1] for ln in lines[1:]] == ["E030", "E031", "E020"]
+    assert "E050" not in body

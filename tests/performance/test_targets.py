@@ -247,3 +247,132 @@ def test_targets_are_seen_through_the_scope(company: Any) -> None:
     assert seen(company.manager_a) == {"上海一组", "E030", "E031"}
     assert seen(company.manager_b) == {"E050"}
     assert seen(company.admin) == {"上海一组", "E030", "E031", "E050"}
+
+
+# --- the desk pages -----------------------------------------------------------------------------
+def _url(company: Any, path: str) -> str:
+    for name in ("team_a", "team_b", "east", "rep_a", "rep_a2", "rep_b"):
+        path = path.replace(f"<{name}>", str(getattr(company, name).pk))
+    return path
+
+
+@pytest.mark.parametrize(("who", "path", "status"), [
+    ("rep_a", "/performance/targets/", 200),
+    ("rep_a", "/performance/targets/?department=<team_a>", 200),
+    ("rep_a", "/performance/targets/?export=xlsx", 403),
+    ("rep_a", "/performance/targets/import/", 403),
+    ("rep_a", "/performance/kpis/", 200),
+    ("manager_a", "/performance/targets/?department=<team_a>", 200),
+    ("manager_a", "/performance/targets/?department=<team_b>", 404),
+    ("manager_a", "/performance/targets/?export=csv", 200),
+    ("manager_a", "/performance/targets/?export=csv&department=<team_b>", 404),
+    ("manager_a", "/performance/targets/import/", 200),
+    ("finance", "/performance/targets/import/", 403),
+])
+def test_target_pages_keep_to_the_scope(company: Any, login: Any, who: str, path: str,
+                                        status: int) -> None:
+    assert login(getattr(company, who)).get(_url(company, path)).status_code == status
+
+
+def test_the_targets_page_lists_the_scope_and_shows_the_bottom_up_check(
+        company: Any, login: Any) -> None:
+    director = user_of(company.director)
+    set_target(actor=director, kpi="signed_amount", period=MARCH, department=company.team_a,
+               value="1000.00")
+    set_target(actor=director, kpi="signed_amount", period=MARCH, employee=company.rep_a,
+               value="400.00")
+    set_target(actor=user_of(company.admin), kpi="signed_amount", period=MARCH,
+               employee=company.rep_b, value="777.00")
+    html = login(company.manager_a, language="en").get(
+        f"/performance/targets/?period=2026-03&department={company.team_a.pk}"
+        "&kpi=signed_amount").content.decode()
+    assert 'data-testid="bottom-up"' in html and "¥600.00" in html  # the gap
+    assert "¥777.00" not in html
+    rep = login(company.rep_a, language="en").get(
+        "/performance/targets/?period=2026-03").content.decode()
+    assert "¥400.00" in rep and "¥1,000.00" not in rep and 'data-testid="target-form"' not in rep
+    body = login(company.manager_a, language="en").get(
+        "/performance/targets/?period=2026-03&export=csv").content.decode("utf-8-sig")
+    assert "E030" in body and "E050" not in body
+
+
+def test_setting_and_decomposing_from_the_page(company: Any, login: Any) -> None:
+    client = login(company.director, language="en")
+    response = client.post("/performance/targets/set/", {
+        "subject": f"d:{company.team_a.pk}", "kpi": "signed_amount", "period": "2026-03",
+        "value": "900", "back": "period=2026-03"})
+    assert response.status_code == 302 and response["Location"].endswith("?period=2026-03")
+    team = Target.objects.get(department=company.team_a)
+    assert team.value == D("900.00")
+    response = client.post(f"/performance/targets/{team.pk}/decompose/",
+                           {"method": "equal", "into": "members"})
+    assert response.status_code == 302
+    assert sorted(Target.objects.filter(parent=team).values_list("value", flat=True)) == [
+        D("300.00")] * 3
+    # a bad value is refused with its message and changes nothing
+    client.post("/performance/targets/set/", {
+        "subject": f"e:{company.rep_a.pk}", "kpi": "signed_amount", "period": "2026-03",
+        "value": "-5"})
+    assert Target.objects.get(employee=company.rep_a).value == D("300.00")
+    page = client.get("/performance/targets/?period=2026-03").content.decode()
+    assert "cannot be negative" in page
+
+
+@pytest.mark.parametrize(("who", "subject", "status", "written"), [
+    ("rep_a", "e:<rep_a2>", 403, False),
+    ("manager_a", "e:<rep_b>", 404, False),
+    ("manager_a", "d:<team_b>", 404, False),
+    ("manager_a", "e:<rep_a>", 302, True),
+])
+def test_writing_targets_needs_the_permission_and_the_scope(
+        company: Any, login: Any, who: str, subject: str, status: int, written: bool) -> None:
+    response = login(getattr(company, who)).post("/performance/targets/set/", {
+        "subject": _url(company, subject), "kpi": "leads", "period": "2026-03", "value": "5"})
+    assert response.status_code == status
+    assert Target.objects.exists() is written
+
+
+def test_decomposing_from_the_page_is_scoped(company: Any, login: Any) -> None:
+    team = set_target(actor=user_of(company.director), kpi="leads", period=MARCH,
+                      department=company.team_a, value=10)
+    assert login(company.manager_b).post(
+        f"/performance/targets/{team.pk}/decompose/").status_code == 404
+    assert login(company.rep_a).post(
+        f"/performance/targets/{team.pk}/decompose/").status_code == 403
+    assert not Target.objects.filter(parent=team).exists()
+
+
+def test_the_import_page_shows_the_row_report_and_writes_nothing(company: Any,
+                                                                 login: Any) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    bad = SimpleUploadedFile("t.csv", "工号,指标,期间,目标值\nE030,leads,2026-03,5\nE999,leads,"
+                             "2026-03,5\n".encode())
+    response = login(company.manager_a, language="en").post("/performance/targets/import/",
+                                                           {"file": bad})
+    assert response.status_code == 400
+    assert "There is no employee with number E999" in response.content.decode()
+    assert not Target.objects.exists()
+    good = SimpleUploadedFile("t.csv", "工号,指标,期间,目标值\nE030,leads,2026-03,5\n".encode())
+    response = login(company.manager_a, language="en").post("/performance/targets/import/",
+                                                           {"file": good})
+    assert response.status_code == 200 and Target.objects.get().value == 5
+
+
+def test_the_kpi_catalogue_and_a_custom_kpi(company: Any, login: Any) -> None:
+    from weiying.performance.models import Kpi
+
+    html = login(company.rep_a, language="en").get("/performance/kpis/").content.decode()
+    assert "won / (won + lost)" in html and 'data-testid="kpi-form"' not in html
+    assert login(company.rep_a).post("/performance/kpis/", {
+        "code": "avg_deal", "name": "Avg", "unit": "money", "direction": "up",
+        "formula": "signed_amount / signed_contracts"}).status_code == 403
+    response = login(company.manager_a, language="en").post("/performance/kpis/", {
+        "code": "avg_deal", "name": "Average deal", "unit": "money", "direction": "up",
+        "formula": "signed_amount / signed_contracts"})
+    assert response.status_code == 302
+    assert Kpi.objects.get(code="avg_deal").is_builtin is False
+    bad = login(company.manager_a, language="en").post("/performance/kpis/", {
+        "code": "bad", "name": "Bad", "unit": "money", "direction": "up",
+        "formula": "nothing_known"})
+    assert bad.status_code == 400 and "neither a measure nor a KPI" in bad.content.decode()
