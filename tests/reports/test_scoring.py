@@ -13,7 +13,7 @@ from weiying.customers.models import Customer
 from weiying.pipeline.models import Contract, Lead, Opportunity, Pipeline
 from weiying.reports import scoring
 from weiying.reports.models import Score, ScoreKind, ScoreModel
-from weiying.reports.scoring_features import lead_outcome, lead_rows
+from weiying.reports.scoring_features import is_labelled, lead_outcome, lead_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -243,16 +243,31 @@ def test_only_a_settings_manager_may_retrain(company: Any, login: Any,
     assert AuditLog.objects.filter(action="scores.retrain").count() == 1
 
 
-def test_a_lead_is_labelled_only_once_its_outcome_is_known() -> None:
-    created = NOW - dt.timedelta(days=30)
+def test_a_lead_is_labelled_by_a_win_within_the_horizon() -> None:
+    young = NOW - dt.timedelta(days=30)
     old = NOW - dt.timedelta(days=200)
+    day = dt.timedelta(days=1)
 
-    assert lead_outcome("converted", "won", NOW, created, NOW, NOW) == (1, NOW)
-    assert lead_outcome("converted", "lost", NOW, created, NOW, NOW) == (0, NOW)
-    assert lead_outcome("disqualified", None, None, created, created, NOW) == (0, created)
-    assert lead_outcome("assigned", None, None, created, created, NOW) == (None, None)
-    assert lead_outcome("converted", "open", None, created, created, NOW) == (None, None)
-    assert lead_outcome("assigned", None, None, old, old, NOW) == (0, old + dt.timedelta(days=120))
+    assert lead_outcome("converted", "won", young + day, young, young, NOW) == (1, young + day)
+    assert lead_outcome("converted", "lost", young + day, young, young, NOW) == (0, young + day)
+    assert lead_outcome("disqualified", None, None, young, young + day, NOW) == (0, young + day)
+    assert lead_outcome("assigned", None, None, young, young, NOW) == (None, None)
+    assert lead_outcome("converted", "open", None, young, young, NOW) == (None, None)
+    horizon = old + dt.timedelta(days=120)
+    assert lead_outcome("assigned", None, None, old, old, NOW) == (0, horizon)
+    assert lead_outcome("converted", "won", NOW, old, NOW, NOW) == (0, horizon)  # won too late
+    assert (is_labelled(young, NOW), is_labelled(old, NOW)) == (False, True)
+
+
+def test_only_leads_past_the_horizon_are_learnt_from(company: Any) -> None:
+    _history([company.rep_a], 10, _referrals_win)
+    recent = Lead.objects.create(name="近期作废", owner=company.rep_a, status="disqualified",
+                                 created_at=NOW - dt.timedelta(days=10),
+                                 last_activity_at=NOW - dt.timedelta(days=9))
+
+    rows = lead_rows(now=NOW)
+
+    assert len(rows.ids) == len(rows.labels) == 10 and recent.pk not in rows.ids
 
 
 def test_an_owners_win_rate_uses_only_leads_decided_before(company: Any) -> None:

@@ -115,10 +115,11 @@ def factors_of(pipeline: Any, features: FeatureSet) -> list[dict[str, Any]]:
     """The largest coefficients, as [{"feature", "value" (a category or None), "weight"}]."""
     columns = pipeline.named_steps["columns"]
     names: list[tuple[str, Any]] = [(name, None) for name in features.numeric]
-    encoder = columns.named_transformers_["cat"]
-    for column in encoder.get_feature_names_out(list(features.categorical)):
-        feature, _sep, value = str(column).partition("\x1f")
-        names.append((feature, value))
+    if features.categorical:
+        encoder = columns.named_transformers_["cat"]
+        for column in encoder.get_feature_names_out(list(features.categorical)):
+            feature, _sep, value = str(column).partition("\x1f")
+            names.append((feature, value))
     weights = pipeline.named_steps["model"].coef_[0]
     ranked = sorted(zip(names, weights, strict=True), key=lambda item: -abs(item[1]))
     return [{"feature": feature, "value": value, "weight": round(float(weight), 4)}

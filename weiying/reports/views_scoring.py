@@ -86,11 +86,12 @@ def factor_label(feature: str, value: str | None) -> str:
 
 def _definition(kind: str) -> str:
     if kind == ScoreKind.LEAD_WIN:
-        return _("The chance that an open lead ends in a won opportunity. Learnt from the leads "
-                 "whose outcome is known: converted to an opportunity that was won (1); "
-                 "disqualified, lost, or not won within %(days)s days of arriving (0). Open "
-                 "leads younger than that are left out. The features are what was known at "
-                 "or soon after the lead arrived.") % {"days": LEAD_HORIZON.days}
+        return _("The chance that an open lead ends in an opportunity won within %(days)s "
+                 "days of its arrival. Learnt from the leads at least %(days)s days old: won "
+                 "within that time (1), or not: disqualified, lost or still open (0). Younger "
+                 "leads are left out, even those already decided: only their quick decisions "
+                 "are known, mostly disqualifications. The features are what was known at or "
+                 "soon after the lead arrived.") % {"days": LEAD_HORIZON.days}
     return _("The chance that a customer with a signed contract signs another within "
              "%(days)s days. Learnt from snapshots of the history on the first of each month "
              "whose following %(days)s days have passed: the customer's figures on that day "
