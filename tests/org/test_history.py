@@ -1,7 +1,7 @@
 import datetime as dt
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from weiying.core.errors import Conflict, ValidationFailed
 from weiying.core.events import DomainEvent
@@ -61,7 +61,7 @@ def test_a_promotion_that_changes_nothing_is_refused(company):
                          level="P4", on=dt.date(2026, 3, 1))
     audits = AuditLog.objects.count()
 
-    with pytest.raises(Conflict) as caught:
+    with translation.override("en"), pytest.raises(Conflict) as caught:
         org.promote_employee(actor=company.admin.user, employee=company.rep_a,
                              position="销售", level="P4", on=dt.date(2026, 4, 1))
 
@@ -76,7 +76,7 @@ def test_a_promotion_dated_before_the_last_change_is_refused(company):
                           department=company.team_b, on=dt.date(2026, 5, 1))
     before = stretches(company.rep_a)
 
-    with pytest.raises(ValidationFailed) as caught:
+    with translation.override("en"), pytest.raises(ValidationFailed) as caught:
         org.promote_employee(actor=company.admin.user, employee=company.rep_a,
                              position="组长", level="M1", on=dt.date(2026, 4, 30))
 

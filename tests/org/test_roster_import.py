@@ -190,6 +190,22 @@ def test_leaders_can_swap_places_in_one_file(company, admin):
     assert Employee.objects.get(number="E030").path.startswith(manager.path)
 
 
+def test_paths_stay_true_when_a_leader_moves_with_a_whole_subtree_first(company, admin):
+    # E010 (and everyone below) moves under E040; then E030 moves under E031, whose own
+    # path has just changed with that move
+    file = xlsx([["E030", "E031", ""], ["E031", "", "13900000031"], ["E010", "E040", ""]],
+                header=["工号", "上级工号", "手机"])
+
+    report = import_roster(file, actor=admin)
+
+    assert report.ok, report.errors
+    numbers = ["E040", "E010", "E020", "E031", "E030"]
+    chain = [Employee.objects.get(number=n) for n in numbers]
+    for upper, lower in zip(chain, chain[1:], strict=False):
+        assert lower.leader == upper
+        assert lower.path == upper.path + f"{lower.pk:08d}", lower.number
+
+
 def test_a_leaver_with_a_successor_hands_their_leads_over(company, admin, events_at_once):
     from weiying.pipeline.models import Lead
     from weiying.pipeline.services import leads
@@ -345,6 +361,23 @@ def test_a_file_without_a_number_column_is_refused_whole(company, admin):
     assert caught.value.code == "bad_file"
     assert str(caught.value.message) == ("The file has no employee number column; name the "
                                          "column 工号 / 员工编号 / employee_number.")
+
+
+def test_a_refusal_while_applying_undoes_the_rows_already_written(company, admin,
+                                                                  monkeypatch):
+    def refuse(**kwargs):
+        raise ValidationFailed("refused by the service", field="level")
+
+    monkeypatch.setattr(org, "promote_employee", refuse)
+    before = tally()
+
+    report = import_roster(xlsx([row("N001", "甲", "华东分公司/上海一组"),
+                                 row("E030", level="P9")]), actor=admin)
+
+    assert [(e.row, e.column, e.message) for e in report.errors] == [
+        (3, "职级", "refused by the service")]
+    assert report.created == 0
+    assert tally() == before
 
 
 @pytest.mark.parametrize("text,expected", [

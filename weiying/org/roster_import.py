@@ -661,6 +661,8 @@ def _apply(rows: list[_Row], actor: Any, report: RosterReport) -> None:
         employee = person(row.number)
         employee.refresh_from_db()
         leader = person(row.leader) if row.leader else None
+        if leader is not None:
+            leader.refresh_from_db()  # its path moved if someone above it just moved
         if employee.leader_id == (leader.pk if leader else None):
             continue
         try:
