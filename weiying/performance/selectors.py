@@ -136,9 +136,15 @@ def department_for(user: Any, department: Department | int | None) -> Department
     from weiying.org.selectors import visible_departments
 
     pk = department.pk if isinstance(department, Department) else int(department)
+    # Checked once per user object (a request's): a dashboard asks for the same department in
+    # every figure it reads.
+    seen: dict[int, Department] = user.__dict__.setdefault("_weiying_perf_departments", {})
+    if pk in seen:
+        return seen[pk]
     found = visible_departments(user).filter(pk=pk).first()
     if found is None:
         raise NotFound(_("No department with that id is in your view."))
+    seen[pk] = found
     return found
 
 
@@ -146,9 +152,13 @@ def employee_for(user: Any, employee: Employee | int | None) -> Employee | None:
     if employee is None:
         return None
     pk = employee.pk if isinstance(employee, Employee) else int(employee)
+    seen: dict[int, Employee] = user.__dict__.setdefault("_weiying_perf_employees", {})
+    if pk in seen:
+        return seen[pk]
     found = visible_employees(user).filter(pk=pk).select_related("department").first()
     if found is None:
         raise NotFound(_("No employee with that id is in your view."))
+    seen[pk] = found
     return found
 
 
