@@ -171,3 +171,104 @@ def forecast_report(request: HttpRequest, q: Query[SliceIn]) -> dict[str, Any]:
                       "accuracy": None if r.accuracy is None else str(r.accuracy)}
                      for r in fc.accuracy],
     }
+
+
+# --- activity -------------------------------------------------------------------------------
+class ActivityRepOut(Schema):
+    employee_id: int
+    name: str
+    days: list[int]
+    total: int
+
+
+class FollowupMatrixOut(Schema):
+    month: dt.date
+    days: list[dt.date]
+    reps: int
+    page: int
+    pages: int
+    rows: list[ActivityRepOut]
+    day_totals: list[int]
+    total: int
+
+
+class MatrixIn(SliceIn):
+    month: str = Field("", description="YYYY-MM; default this month")
+    page: int = Field(1, ge=1, description="reps are paged by name, 50 a page")
+
+
+@router.get("/activity/followups", response=FollowupMatrixOut)
+def activity_followups(request: HttpRequest, q: Query[MatrixIn]) -> dict[str, Any]:
+    """Follow-ups per rep per day of a month, with the totals over every rep in the slice."""
+    from weiying.reports import activity
+
+    filters = _filters(request, q)
+    m = activity.followup_matrix(request.user, filters, activity.parse_month(q.month),
+                                 page=q.page)
+    return {"month": m.month, "days": m.days, "reps": m.reps, "page": m.page,
+            "pages": m.pages, "day_totals": m.day_totals, "total": m.total,
+            "rows": [{"employee_id": r.employee.pk, "name": r.employee.name, "days": r.days,
+                      "total": r.total} for r in m.rows]}
+
+
+class ResponseBucketOut(Schema):
+    key: str
+    label: str
+    count: int
+    share: str | None
+
+
+class ResponseTimesOut(Schema):
+    start: dt.date
+    end: dt.date
+    assigned: int
+    answered: int
+    average_seconds: int | None
+    buckets: list[ResponseBucketOut]
+
+
+@router.get("/activity/response-times", response=ResponseTimesOut)
+def activity_response_times(request: HttpRequest, q: Query[SliceIn]) -> dict[str, Any]:
+    """Leads assigned in the period (default this month) by time to the first follow-up."""
+    from weiying.reports import activity
+
+    filters = _filters(request, q)
+    t = activity.response_times(request.user, filters)
+    return {"start": filters.start, "end": filters.end, "assigned": t.assigned,
+            "answered": t.answered, "average_seconds": t.average_seconds,
+            "buckets": [{"key": b.key, "label": b.label, "count": b.count,
+                         "share": None if b.share is None else str(b.share)}
+                        for b in t.buckets]}
+
+
+class NeglectedOut(Schema):
+    customer_id: int
+    name: str
+    owner_id: int | None
+    last_followup_at: dt.datetime | None
+
+
+class NeglectedPageOut(Schema):
+    days: int
+    total: int
+    items: list[NeglectedOut]
+    next_cursor: str | None
+
+
+class NeglectedIn(SliceIn):
+    days: int = Field(30, ge=1, le=3650, description="no follow-up for more than this many days")
+    after: str = Field("", description="the next_cursor of the previous page")
+
+
+@router.get("/activity/neglected", response=NeglectedPageOut)
+def activity_neglected(request: HttpRequest, q: Query[NeglectedIn]) -> dict[str, Any]:
+    """Owned customers without a follow-up for more than `days` days, the longest first."""
+    from weiying.core.pagination import keyset_page
+    from weiying.reports import activity
+
+    filters = _filters(request, q)
+    qs = activity.neglected_customers(request.user, filters, days=q.days)
+    page = keyset_page(qs, activity.NEGLECT_SORTS["last"], cursor=q.after or None, size=50)
+    return {"days": q.days, "total": qs.count(), "next_cursor": page.next_cursor,
+            "items": [{"customer_id": c.pk, "name": c.name, "owner_id": c.owner_id,
+                       "last_followup_at": c.last_followup_at} for c in page.items]}
