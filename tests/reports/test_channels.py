@@ -382,3 +382,23 @@ def test_api_answers_the_same_figures(company: Any, world: Any, login: Any) -> N
     assert store["leads"] == 3 and store["signed"] == "11300.00"
     assert store["cash_return"] == "3.77"
     assert {f["key"]: f["previous"] for f in body["headline"]}["leads"] == 1
+
+
+def test_the_page_reads_the_same_queries_whatever_the_number_of_records(
+        company: Any, world: Any, login: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(company.manager_a)
+    with CaptureQueriesContext(connection) as before:
+        assert client.get("/reports/channels/", NOV).status_code == 200
+    for day in (21, 22, 23):
+        _lead(company.rep_a, at(2026, 11, day), channel=f"新渠道{day}")
+        more = create_customer(actor=None, name=f"新客户{day}", owner=company.rep_a,
+                               channel=f"新渠道{day}")
+        _deal(company, more, company.rep_a, 1, dt.date(2026, 11, day), world.box)
+    with CaptureQueriesContext(connection) as after:
+        assert client.get("/reports/channels/", NOV).status_code == 200
+
+    assert len(after) == len(before)
+    assert len(before) <= 25, len(before)

@@ -354,3 +354,22 @@ def test_api(company: Any, world: Any) -> None:
     assert upsell["items"][0]["offer"] == "保修"
     page = api_get(company.admin, "/customers/rfm/customers", {**YEAR, "segment": "hhh"}).json()
     assert [r["customer"] for r in page["items"]] == ["丁公司"]
+
+
+def test_the_page_reads_the_same_queries_whatever_the_number_of_customers(
+        company: Any, world: Any, login: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(company.manager_a)
+    with CaptureQueriesContext(connection) as before:
+        assert client.get("/reports/customers/", YEAR).status_code == 200
+    for n in range(3):
+        more = create_customer(actor=None, name=f"新增{n}", owner=company.rep_a)
+        _deal(company, more, dt.date(2026, 5, 5), (world.p.box, 1))
+        _deal(company, more, dt.date(2026, 6, 5), (world.p.install, 1))
+    with CaptureQueriesContext(connection) as after:
+        assert client.get("/reports/customers/", YEAR).status_code == 200
+
+    assert len(after) == len(before)
+    assert len(before) <= 36, len(before)

@@ -291,10 +291,13 @@ def _pipeline(user: Any, f: Filters, channel: str | None
 
 
 def _finance(user: Any, f: Filters, channel: str | None, month: dt.date,
-             cells: dict[tuple[str, dt.date], ChannelRow]) -> None:
-    """Spend, cash, revenue and cost of sales of one month (the part inside the period), from
-    the finance layer's marketing return."""
+             cells: dict[tuple[str, dt.date], ChannelRow], *, whole: bool = False) -> None:
+    """Spend, cash, revenue and cost of sales of one month (the part inside the period), or of
+    the whole period (`whole`, filed under `month`), from the finance layer's marketing
+    return."""
     start, end = max(f.start, month), min(f.end, add_months(month, 1) - dt.timedelta(days=1))
+    if whole:
+        start, end = f.start, f.end
     where = Slice(department=f.department, owner=f.owner, channel=channel or "")
     for r in marketing_return(user, start, end, where):
         if channel is not None and r.channel != channel:
@@ -305,13 +308,17 @@ def _finance(user: Any, f: Filters, channel: str | None, month: dt.date,
         row.spend = None if f.owner is not None else r.spend
 
 
-def _cells(user: Any, f: Filters, channel: str | None
+def _cells(user: Any, f: Filters, channel: str | None, *, monthly: bool = True
            ) -> tuple[dict[tuple[str, dt.date], ChannelRow], bool]:
+    """The figures per (channel, month); with `monthly` off the finance figures are read for
+    the whole period at once (two queries), for totals."""
     cells = _pipeline(user, f, channel)
     shown = has_perm(user, "finance.view")
-    if shown:
+    if shown and monthly:
         for month in months_of(f.start, f.end):
             _finance(user, f, channel, month, cells)
+    elif shown:
+        _finance(user, f, channel, month_start(f.start), cells, whole=True)
     return cells, shown
 
 
@@ -324,7 +331,8 @@ def _empty(shown: bool, spend: bool, key: str = "") -> ChannelRow:
 
 
 def totals(user: Any, f: Filters, channel: str | None = None) -> ChannelRow:
-    cells, shown = _cells(user, f, channel)
+    """The period's figures over every channel (the comparisons' side)."""
+    cells, shown = _cells(user, f, channel, monthly=False)
     total = _empty(shown, f.owner is None)
     for row in cells.values():
         total.add(row)

@@ -281,11 +281,11 @@ class RFMReport:
     amount: Decimal
 
 
-def rfm(user: Any, f: Filters) -> RFMReport:
-    """Customers and contract value per segment (all eight, largest first by the standard
-    order), with the breakpoints used."""
+def rfm(user: Any, f: Filters, cuts: Breakpoints | None = None) -> RFMReport:
+    """Customers and contract value per segment (all eight, in the standard order), with the
+    breakpoints used (`cuts`: already read for this viewer and period)."""
     require(user, "reports.view")
-    cuts = breakpoints(user, f)
+    cuts = cuts or breakpoints(user, f)
     rows = {code: SegmentRow(code, str(name)) for code, name in SEGMENTS}
     if cuts.customers:
         inner, params = _sql(scored(user, f, cuts))
@@ -657,12 +657,13 @@ def companions(f: Filters) -> dict[int, list[Companion]]:
 
 
 def upsell(user: Any, f: Filters, *, page: int = 1, size: int = PAGE_SIZE,
-           cap: int = MAX_PAGE) -> Page:
+           cap: int = MAX_PAGE, rules: dict[int, list[Companion]] | None = None) -> Page:
     """Customers who own a product in view but not one of its usual companions, the surest
     companion (highest confidence) first; one row per customer and product to offer. `cap`:
     the largest page (an export asks for UPSELL_EXPORT)."""
     require(user, "reports.view")
-    rules = [c for group in companions(f).values() for c in group]
+    rules = [c for group in (rules if rules is not None else companions(f)).values()
+             for c in group]
     if not rules:
         return Page(items=[], next_cursor=None)
     size = _size(size, cap)
@@ -701,12 +702,14 @@ def upsell(user: Any, f: Filters, *, page: int = 1, size: int = PAGE_SIZE,
     return Page(items=items, next_cursor=str(page + 1) if len(rows) > size else None)
 
 
-def companion_table(f: Filters) -> list[tuple[Product, Product, Companion]]:
+def companion_table(f: Filters, rules: dict[int, list[Companion]] | None = None
+                    ) -> list[tuple[Product, Product, Companion]]:
     """The companion rules for the page: product, companion, figures."""
-    rules = [c for group in companions(f).values() for c in group]
-    products = Product.objects.in_bulk({c.product_id for c in rules}
-                                       | {c.companion_id for c in rules})
-    rows = [(products[c.product_id], products[c.companion_id], c) for c in rules]
+    rules_list = [c for group in (rules if rules is not None else companions(f)).values()
+                  for c in group]
+    products = Product.objects.in_bulk({c.product_id for c in rules_list}
+                                       | {c.companion_id for c in rules_list})
+    rows = [(products[c.product_id], products[c.companion_id], c) for c in rules_list]
     rows.sort(key=lambda r: (-r[2].together, r[0].code, r[1].code))
     return rows
 

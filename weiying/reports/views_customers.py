@@ -139,7 +139,7 @@ def customer_value_page(request: HttpRequest) -> HttpResponse:
     figures = cv.headline(user, f)
     for fig in figures:
         fig.link = _list_url(base, list="customers", kind=HEADLINE_LISTS[fig.key])
-    report = cv.rfm(user, f)
+    report = cv.rfm(user, f, cuts)
     for s in report.segments:
         s.url = drill_query({k: v for k, v in request.GET.items() if k != "segment"},
                             segment=s.code) + "#segment"
@@ -152,8 +152,9 @@ def customer_value_page(request: HttpRequest) -> HttpResponse:
                    for k, (n, p) in enumerate(c.cells, start=1)]
     churn = cv.churn_risk(user, f, size=SHOWN)
     lifecycle = cv.lifecycle_overdue(user, f, size=SHOWN)
-    upsell = cv.upsell(user, f, size=SHOWN)
-    companions = cv.companion_table(f)
+    rules = cv.companions(f)
+    upsell = cv.upsell(user, f, size=SHOWN, rules=rules)
+    companions = cv.companion_table(f, rules)
     form.prefill(start=f.start, end=f.end)
     named = [s for s in report.segments if s.customers]
     context = {
