@@ -136,6 +136,8 @@ def channel_kinds(keys: Iterable[str]) -> dict[str, str]:
     """What each channel key is: a WeChat code (by the channel's name), a lead source or
     another channel (a campaign typed in by hand, a spend line's channel)."""
     keys = set(keys)
+    # The codes' names and kinds only (no figures of theirs): a lead keeps the name of the code
+    # it came through whoever may see the code's own row.
     codes = dict(Channel.objects.filter(name__in=keys).values_list("name", "kind"))
     out = {}
     for key in keys:

@@ -597,7 +597,8 @@ def lifecycle_overdue(user: Any, f: Filters, *, cursor: str | None = None,
     after-sale repurchase reminders that are already due.
 
     Limitation: these follow the viewer's scope of customers, not the department and rep
-    chosen on the page (the reminders have no such filter); the page says so."""
+    chosen on the page (the reminders have no such filter); the page says so. A contract
+    signed after an end in the past counts as a renewal already."""
     require(user, "reports.view")
     page = repurchase_due(user, within_days=0, today=f.end, cursor=cursor, size=size)
     page.items = [r for r in page.items if r.days_overdue > 0]
