@@ -1,6 +1,7 @@
 """HTTP API of the value reports: channel economics and customer value (RFM segments, cohorts,
 churn risk, upsell), the same figures as the desk pages, through the same data scope (money
-as strings, exact to the fen). A router of its own, mounted beside the other reports."""
+as strings, exact to the fen). A router of its own, mounted beside the other reports; its
+URL names (api:value_…) find it wherever it is mounted."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ def _channel(r: channels.ChannelRow) -> dict[str, Any]:
             "accrual_return": _m(r.accrual_return)}
 
 
-@router.get("/channels", response=ChannelsOut, summary="Channel economics")
+@router.get("/channels", url_name="value_channels", response=ChannelsOut, summary="Channel economics")
 def channel_economics(request: HttpRequest, q: Query[FiltersIn],
                       channel: str | None = None) -> dict[str, Any]:
     """Per channel and month: leads, opportunities, contracts signed, new customers, spend,
@@ -141,7 +142,7 @@ class RFMOut(Schema):
     segments: list[SegmentOut]
 
 
-@router.get("/customers/rfm", response=RFMOut, summary="RFM segments")
+@router.get("/customers/rfm", url_name="value_rfm", response=RFMOut, summary="RFM segments")
 def rfm_segments(request: HttpRequest, q: Query[FiltersIn]) -> dict[str, Any]:
     """Customers and contract value per RFM segment over the period (default twelve months),
     with the quintile breakpoints used and the headline figures compared."""
@@ -180,7 +181,7 @@ def _next(page: Any) -> int | None:
     return int(page.next_cursor) if page.next_cursor else None
 
 
-@router.get("/customers/rfm/customers", response=RFMPageOut, summary="Customers by RFM")
+@router.get("/customers/rfm/customers", url_name="value_rfm_customers", response=RFMPageOut, summary="Customers by RFM")
 def rfm_customers(request: HttpRequest, q: Query[FiltersIn], segment: str = "",
                   page: int = 1, size: int = 50) -> dict[str, Any]:
     """One page of customers with their RFM values, scores and segment, largest first."""
@@ -213,7 +214,7 @@ class CohortsOut(Schema):
     cohorts: list[CohortOut]
 
 
-@router.get("/customers/cohorts", response=CohortsOut, summary="Repurchase cohorts")
+@router.get("/customers/cohorts", url_name="value_cohorts", response=CohortsOut, summary="Repurchase cohorts")
 def repurchase_cohorts(request: HttpRequest, q: Query[FiltersIn]) -> dict[str, Any]:
     """Customers by month of first contract × months since: who signed again; lifetime value
     (contract value signed per customer to the period's end) overall and per cohort."""
@@ -245,7 +246,7 @@ class ChurnPageOut(Schema):
     next_page: int | None
 
 
-@router.get("/customers/churn", response=ChurnPageOut, summary="Churn risk")
+@router.get("/customers/churn", url_name="value_churn", response=ChurnPageOut, summary="Churn risk")
 def churn_risk(request: HttpRequest, q: Query[FiltersIn], page: int = 1,
                size: int = 50) -> dict[str, Any]:
     """Customers whose time since their last purchase exceeds 1.5 × their usual interval,
@@ -275,7 +276,7 @@ class UpsellPageOut(Schema):
     next_page: int | None
 
 
-@router.get("/customers/upsell", response=UpsellPageOut, summary="Upsell candidates")
+@router.get("/customers/upsell", url_name="value_upsell", response=UpsellPageOut, summary="Upsell candidates")
 def upsell_candidates(request: HttpRequest, q: Query[FiltersIn], page: int = 1,
                       size: int = 50) -> dict[str, Any]:
     """Customers owning a product but not one of its usual companions, surest first."""
