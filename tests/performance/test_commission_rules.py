@@ -352,14 +352,21 @@ def test_tier_by_another_kpi_banded(company: Any) -> None:
 
 
 def test_levels_and_validity_pick_who_is_covered(company: Any) -> None:
-    from weiying.org.models import Assignment
+    from weiying.org.models import Assignment, Employee
 
-    Assignment.objects.filter(employee=company.rep_a).update(level="P3")
+    Assignment.objects.filter(employee__in=[company.rep_a, company.rep_a2]).update(level="P3")
     plan(company, levels="P3, P4")
     plan(company, name="过期方案", valid_from="2025-01-01", valid_to="2026-02-28")
+    # Rep A2 left on 2026-02-27: not covered in March (though their HR stretch stays open).
+    Employee.objects.filter(pk=company.rep_a2.pk).update(status="left",
+                                                         leave_date=dt.date(2026, 2, 27))
     out = compute(company)
     assert set(out) == {company.rep_a.pk}
     assert only_line(out[company.rep_a.pk]).plan.name == "销售提成"
+    # Someone hired after March is not covered in March either.
+    Employee.objects.filter(pk=company.rep_a.pk).update(hire_date=dt.date(2026, 4, 1))
+    CommissionStatement.objects.all().delete()
+    assert compute(company) == {}
 
 
 def test_recomputing_a_draft_replaces_it_and_an_approved_one_never_changes(company: Any

@@ -389,3 +389,23 @@ def test_compute_from_the_page(company: Any, login: Any) -> None:
     assert bad.status_code == 200
     assert "March is not a period" in bad.content.decode()
     assert CommissionStatement.objects.count() == 2  # manager B and rep B only
+
+
+def test_a_bad_filter_is_a_clear_400(company: Any, march: Any, login: Any) -> None:
+    client = login(company.finance, language="en")
+    response = client.get(BASE, {"month": "2026-03", "department": "abc"})
+    assert response.status_code == 400
+    assert "abc is not a department id" in response.content.decode()
+    response = client.get(BASE, {"month": "2026-13"})
+    assert response.status_code == 400 and "2026-13 is not a period" in response.content.decode()
+
+
+def test_list_and_api_queries_do_not_grow_with_the_statements(
+        company: Any, march: Any, login: Any, django_assert_max_num_queries: Any) -> None:
+    client = login(company.finance)
+    client.get(BASE, {"month": "2026-03"})  # warm the session and the caches
+    with django_assert_max_num_queries(12):
+        assert client.get(BASE, {"month": "2026-03"}).status_code == 200
+    with django_assert_max_num_queries(10):
+        body = client.get(f"{API}/statements", {"month": "2026-03"}).json()
+    assert len(body["items"]) == len(march) == 9

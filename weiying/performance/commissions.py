@@ -347,9 +347,12 @@ def plans_in(period: Period) -> list[CommissionPlan]:
 
 def covered_ids(plan: CommissionPlan, period: Period) -> set[int]:
     """Everyone who held a post matching the plan (its level filter, its subtree) on some day
-    of the month, by the HR history."""
+    of the month, by the HR history, and was employed then (hired by the month's end, not
+    gone before it began)."""
     held = Assignment.objects.filter(starts_on__lte=period.end).filter(
-        Q(ends_on__isnull=True) | Q(ends_on__gt=period.start))
+        Q(ends_on__isnull=True) | Q(ends_on__gt=period.start)).filter(
+        Q(employee__hire_date__isnull=True) | Q(employee__hire_date__lte=period.end),
+        Q(employee__leave_date__isnull=True) | Q(employee__leave_date__gte=period.start))
     if plan.department_id:
         held = held.filter(tree.subtree_q("department__path", plan.department.path))
     if plan.level_list:
@@ -718,6 +721,10 @@ def statements_for(user: Any, *, month: Any = None, status: str = "",
                                    field="status")
         qs = qs.filter(status=status)
     if department not in (None, ""):
+        if isinstance(department, str) and not department.strip().isdigit():
+            raise ValidationFailed(_("%(value)s is not a department id; pick a department "
+                                     "from the list.") % {"value": department},
+                                   field="department")
         found = selectors.department_for(user, department)
         assert found is not None
         qs = qs.filter(tree.subtree_q("department__path", found.path))
