@@ -23,6 +23,15 @@ MARCH = Period.month(2026, 3)
 D = Decimal
 
 
+@pytest.fixture(autouse=True)
+def _english() -> Any:
+    """Messages are asserted in English (the msgids); the pages ask for English too."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def figures(company: Any) -> Any:
     """Rep A: ¥30,000 signed in March 2026 (¥20,000 in February, ¥60,000 in March 2025), two

@@ -15,6 +15,16 @@ from weiying.core.models import AuditLog
 from weiying.performance.models import Target
 from weiying.performance.targets import import_targets
 
+
+@pytest.fixture(autouse=True)
+def _english() -> Any:
+    """Messages are asserted in English (the msgids); the pages ask for English too."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 HEADER = "工号,部门,指标,期间,产品线,目标值\n"
 
 

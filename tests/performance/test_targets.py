@@ -22,6 +22,15 @@ MARCH = Period.month(2026, 3)
 D = Decimal
 
 
+@pytest.fixture(autouse=True)
+def _english() -> Any:
+    """Messages are asserted in English (the msgids); the pages ask for English too."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 def parts_of(target: Target) -> dict[str, Decimal]:
     return {(p.employee.number if p.employee_id else p.department.name)
             + ("" if p.kind == target.kind or p.kind == "year" else f"@{p.start:%m}"): p.value

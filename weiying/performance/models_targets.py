@@ -36,8 +36,8 @@ class Target(models.Model):
     kpi = models.ForeignKey("performance.Kpi", on_delete=models.PROTECT, related_name="targets",
                             verbose_name=_("KPI"))
     kind = models.CharField(_("period kind"), max_length=8, choices=PeriodKind.choices)
-    start = models.DateField(_("from"))
-    end = models.DateField(_("until"))
+    start = models.DateField(_("first day"))
+    end = models.DateField(_("last day"))
     employee = models.ForeignKey("org.Employee", on_delete=models.CASCADE, null=True,
                                  blank=True, related_name="+", verbose_name=_("employee"))
     department = models.ForeignKey("org.Department", on_delete=models.CASCADE, null=True,

@@ -19,8 +19,8 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('kind', models.CharField(choices=[('month', 'Month'), ('quarter', 'Quarter'), ('year', 'Year')], max_length=8, verbose_name='period kind')),
-                ('start', models.DateField(verbose_name='from')),
-                ('end', models.DateField(verbose_name='until')),
+                ('start', models.DateField(verbose_name='first day')),
+                ('end', models.DateField(verbose_name='last day')),
                 ('line', models.CharField(blank=True, default='', max_length=64, verbose_name='product line')),
                 ('value', models.DecimalField(decimal_places=4, max_digits=20, verbose_name='target')),
                 ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
