@@ -108,8 +108,7 @@ def hand_director(cursor: Any, department_path: str, start: dt.date, end: dt.dat
         "SUM(CASE WHEN measure = 'collected' THEN value ELSE 0 END) AS collected "
         "FROM performance_dailyfact WHERE department_path >= %s AND department_path < %s "
         "AND line = '' AND day >= %s AND day <= %s "
-        "AND measure IN ('signed_amount', 'collected', 'new_customers', 'opportunities', "
-        "'won', 'lost', 'followups') "
+        "AND measure IN ('signed_amount', 'collected', 'new_customers', 'won', 'lost') "
         "GROUP BY employee_id ORDER BY signed DESC, collected DESC, employee_id LIMIT %s",
         [path, upper, start, end, TOP])
     out["top"] = [(int(e), int(s)) for e, s, _c in cursor.fetchall()]

@@ -85,12 +85,10 @@ def test_a_custom_subtree_role_is_a_director_over_children_and_a_manager_without
     org.give_login(actor=None, employee=head, username="e090", password="x-pass-123456",
                    check=False)
     head.refresh_from_db()
-    assert dashboards.role_for(user_of(head)) == "director"
-    org.transfer_employee(actor=None, employee=head, department=c.team_b, check=False) \
-        if hasattr(org, "transfer_employee") else None
-    head.refresh_from_db()
-    if head.department_id == c.team_b.pk:
-        assert dashboards.role_for(user_of(head)) == "manager"
+    assert dashboards.role_for(user_of(head)) == "director"  # North has team B below it
+    org.transfer_employee(actor=None, employee=head, department=c.team_b, check=False)
+    assert dashboards.role_for(user_of(head)) == "manager"  # team B has nothing below it
+    assert dashboards.roles_for(user_of(head)) == ["manager", "rep", "director"]
 
 
 def test_rep_dashboard_shows_own_figures_and_comparisons(figures: SimpleNamespace) -> None:
@@ -240,3 +238,30 @@ def test_hand_written_sql_gives_the_director_dashboards_figures(
     assert board_figures(board) == hand
     assert hand["children"] == {c.team_a.path: 1_700_000}
     assert hand["top"] == [(c.rep_a.pk, 1_500_000), (c.rep_a2.pk, 200_000)]
+
+
+def test_every_number_links_to_the_records_of_its_slice(figures: SimpleNamespace) -> None:
+    c = figures
+    board = dashboards.manager_dashboard(user_of(c.manager_a), None, MARCH)
+    assert all(f.link for f in board.figures)
+    rep_row = board.table("members").rows[0]
+    assert rep_row[1].key == c.rep_a.pk
+    signed = rep_row[3].link
+    assert f"owner={c.rep_a.pk}" in signed or f"employee={c.rep_a.pk}" in signed
+    team = value(board, "opportunities").link
+    assert f"team={c.team_a.pk}" in team or f"department={c.team_a.pk}" in team
+
+
+def test_finance_and_company_dashboards_are_for_whole_company_roles(
+        figures: SimpleNamespace, login: Any) -> None:
+    c = figures
+    page = login(c.finance).get("/reports/dashboard/?period=2026-03")
+    assert page.status_code == 200
+    assert "data-chart=\"chart-cash_revenue\"" in page.content.decode()
+    assert login(c.finance).get("/reports/dashboard/executive/?period=2026-03") \
+        .status_code == 200
+    manager = login(c.manager_a)
+    assert manager.get("/reports/dashboard/finance/").status_code == 403
+    assert manager.get("/reports/dashboard/executive/").status_code == 403
+    assert manager.get("/reports/dashboard/nope/").status_code == 404
+    assert login(c.admin).get("/reports/dashboard/?period=2026-03").status_code == 200

@@ -62,6 +62,7 @@ HEADLINE = {
 TABLE_MEASURES = ["signed_amount", "collected", "new_customers", "opportunities", "won", "lost",
                   "followups"]
 TOP_REPS = 10
+TOP_MEASURES = ["signed_amount", "collected", "new_customers", "won", "lost"]
 TREND_MONTHS = 12
 FORECAST_MONTHS = 3
 PERCENT = Decimal("0.1")
@@ -388,7 +389,7 @@ def _trend_chart(name: str, title: str, series_by_key: dict[Any, selectors.Raw],
 
 def _people_table(name: str, title: str, figures: dict[int, selectors.Raw],
                   people: dict[int, Employee], order: list[int], kpis: dict[str, Kpi],
-                  period: Period) -> Table:
+                  period: Period, *, followups: bool = True) -> Table:
     rows = []
     for rank, pk in enumerate(order, start=1):
         raw, person = figures.get(pk, {}), people.get(pk)
@@ -402,11 +403,15 @@ def _people_table(name: str, title: str, figures: dict[int, selectors.Raw],
             Cell(_value(raw, "collected", kpis), Unit.MONEY, links.get("collected", "")),
             Cell(_value(raw, "new_customers", kpis), Unit.COUNT, links.get("new_customers", "")),
             Cell(_value(raw, "win_rate", kpis), Unit.RATIO, links.get("win_rate", "")),
-            Cell(_value(raw, "followups", kpis), Unit.COUNT, links.get("followups", "")),
         ])
-    return Table(name, title, [_("Rank"), _("Name"), _("Department"), kpis["signed_amount"].label,
-                               kpis["collected"].label, kpis["new_customers"].label,
-                               kpis["win_rate"].label, kpis["followups"].label], rows)
+        if followups:
+            rows[-1].append(Cell(_value(raw, "followups", kpis), Unit.COUNT,
+                                 links.get("followups", "")))
+    headers = [_("Rank"), _("Name"), _("Department"), kpis["signed_amount"].label,
+               kpis["collected"].label, kpis["new_customers"].label, kpis["win_rate"].label]
+    if followups:
+        headers.append(kpis["followups"].label)
+    return Table(name, title, headers, rows)
 
 
 def _rank(figures: dict[int, selectors.Raw], ids: list[int]) -> list[int]:
@@ -643,13 +648,15 @@ def _children_chart(table: Table, kpis: dict[str, Kpi]) -> Chart:
 def _top_reps(user: Any, department: Department, period: Period,
               kpis: dict[str, Kpi]) -> Table:
     """The best reps of the subtree by signed amount: one query for everyone's figures, one
-    for the names of the first ten."""
+    for the names of the first ten. Only the sparse measures are read (a subtree of 10,000
+    people logs far more follow-ups than it signs contracts), so no follow-up column."""
     figures = selectors.by_employee(user, period=period, department=department,
-                                    measures=TABLE_MEASURES)
+                                    measures=TOP_MEASURES)
     order = _rank(figures, list(figures))[:TOP_REPS]
     people = {e.pk: e for e in Employee.objects.filter(pk__in=order)
               .select_related("department")}
-    table = _people_table("top_reps", _("Top reps"), figures, people, order, kpis, period)
+    table = _people_table("top_reps", _("Top reps"), figures, people, order, kpis, period,
+                          followups=False)
     table.more = link("performance:ranking", department=department.pk,
                       period=_period_query(period))
     return table
