@@ -112,6 +112,10 @@ def test_statement_from_receipts_and_recognised_revenue(company: Any, request: A
                                    object_id=str(statement.pk)).exists()
     assert DomainEvent.objects.filter(name="commission.computed",
                                       subject_id=str(statement.pk)).exists()
+    page = request.getfixturevalue("login")(company.manager_a, language="en").get(
+        f"{BASE}{statement.pk}/").content.decode()
+    assert "tier 1: ¥10000.00 × 2% = ¥200.00" in page
+    assert "¥565.00" in page and "¥765.00" in page
 
 
 # --- approval ----------------------------------------------------------------------------------

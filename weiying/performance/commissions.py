@@ -326,7 +326,7 @@ def apply_tiers(tiers: list[CommissionTier] | list[TierIn], *, basis: Decimal,
             part = share * t.rate / HUNDRED
             exact += part
             bands.append({"tier": str(n), "from": str(t.from_pct), "to": str(top),
-                          "basis": str(money(share)), "rate": str(t.rate),
+                          "basis": str(money(share)), "rate": pct(t.rate),
                           "amount": str(money(part))})
         uncapped = money(exact)
     else:
