@@ -114,8 +114,12 @@ def test_moving_a_department_emits_the_move(company):
     services.move_department(actor=user_of(company.admin), department=company.team_a,
                              parent=company.north)
 
+    old_path = company.team_a.path
     moved = event("department.moved", company.team_a)
-    assert moved.data == {"from_parent": company.east.pk, "to_parent": company.north.pk}
+    company.team_a.refresh_from_db()
+    assert moved.data == {"from_parent": company.east.pk, "to_parent": company.north.pk,
+                          "from_path": old_path, "to_path": company.team_a.path}
+    assert company.team_a.path.startswith(company.north.path)
     assert audit_row("department.move", company.team_a).before == {"parent": company.east.pk}
 
 
