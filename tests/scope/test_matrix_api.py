@@ -177,6 +177,14 @@ API_ROUTES: dict[str, dict[str, Any]] = {
     "POST /api/finance/bank-lines": create(why="a bank connector's statement lines (needs "
                                                "finance.post); they name no record, and "
                                                "matching goes through record_receipt's scope"),
+    # --- reports: funnel, forecast, activity (reports.view; reps get 403) ---
+    "GET /api/reports/funnel": lst(variants=({}, {"breakdowns": "true"}),
+                                   needs="reports.view"),
+    "GET /api/reports/forecast": lst(needs="reports.view"),
+    "GET /api/reports/activity/followups": lst(needs="reports.view"),
+    "GET /api/reports/activity/response-times": lst(needs="reports.view"),
+    "GET /api/reports/activity/neglected": lst(variants=({}, {"days": 1}),
+                                                needs="reports.view"),
     # --- after-sale and tickets ---
     "GET /api/tickets/aftersale/repurchase-due": lst("cust", variants=({}, {"within_days": 90})),
     "GET /api/tickets/aftersale/upsell": lst(),  # needs completed contracts: none here
