@@ -62,6 +62,7 @@ HEADLINE = {
 TABLE_MEASURES = ["signed_amount", "collected", "new_customers", "opportunities", "won", "lost",
                   "followups"]
 TOP_REPS = 10
+SHOWN_ROWS = 100  # a table longer than this shows its first rows; the export holds them all
 TOP_MEASURES = ["signed_amount", "collected", "new_customers", "won", "lost"]
 TREND_MONTHS = 12
 FORECAST_MONTHS = 3
@@ -135,6 +136,15 @@ class Table:
     headers: list[str]
     rows: list[list[Cell]]
     more: str = ""  # the page listing everything, when the table shows only the first rows
+
+    @property
+    def shown(self) -> list[list[Cell]]:
+        """The rows the page shows; the export holds them all."""
+        return self.rows[:SHOWN_ROWS]
+
+    @property
+    def hidden(self) -> int:
+        return max(0, len(self.rows) - SHOWN_ROWS)
 
     def export_rows(self) -> list[list[Any]]:
         return [[_plain(c) for c in row] for row in self.rows]
