@@ -407,6 +407,17 @@ FINANCE_ROUTES: dict[str, Any] = {
 }
 PAGE_ROUTES.update(FINANCE_ROUTES)
 
+# The performance layer's phone pages (its desk pages, namespace "performance", are checked
+# route by route in tests/performance/test_targets.py and test_achievement.py).
+PERFORMANCE_ROUTES: dict[str, Any] = {
+    "mobile:performance_mine": lst(mine=True),
+    "mobile:performance_member": detail("employee"),
+    "mobile:performance_team": meta("a manager's team (403 for a rep, whose scope is their own "
+                                    "records): the members of the viewer's own department "
+                                    "subtree; tests/performance/test_mobile.py checks it"),
+}
+PAGE_ROUTES.update(PERFORMANCE_ROUTES)
+
 
 
 def _walk(patterns: list[Any], namespace: str | None = None) -> list[tuple[str, Any]]:
