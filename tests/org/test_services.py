@@ -111,10 +111,10 @@ def test_a_rep_may_not_change_a_department(company):
 
 
 def test_moving_a_department_emits_the_move(company):
+    old_path = company.team_a.path
     services.move_department(actor=user_of(company.admin), department=company.team_a,
                              parent=company.north)
 
-    old_path = company.team_a.path
     moved = event("department.moved", company.team_a)
     company.team_a.refresh_from_db()
     assert moved.data == {"from_parent": company.east.pk, "to_parent": company.north.pk,
