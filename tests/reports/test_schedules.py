@@ -155,3 +155,23 @@ def test_the_schedule_page_is_scoped(company: SimpleNamespace, login: Any) -> No
         "recipient": str(c.rep_a.pk)})
     assert response.status_code == 400
     assert ReportSchedule.objects.count() == 2
+
+
+def test_a_report_page_schedule_links_the_page(figures: SimpleNamespace) -> None:  # noqa: F811
+    c = figures
+    s = make(name="漏斗周报", recipient=c.manager_a, report="funnel", frequency="weekly",
+             weekday=0)
+    card = schedules.card(s, c.manager_a, at(3, 23, 9))["textcard"]
+    assert card["url"].endswith("/reports/funnel/")
+    assert card["title"].startswith("漏斗周报 · 2026-03-16")
+
+
+def test_the_hourly_job_sends_what_is_due(figures: SimpleNamespace) -> None:  # noqa: F811
+    from unittest import mock
+
+    from weiying.reports.tasks_schedules import send_scheduled_reports
+
+    make(recipient=figures.manager_a)
+    with mock.patch("django.utils.timezone.now", return_value=at(3, 21, 9, 1)):
+        send_scheduled_reports.call_local()
+    assert OutboxMessage.objects.filter(kind="report_schedule").count() == 1
