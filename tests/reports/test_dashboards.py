@@ -265,3 +265,18 @@ def test_finance_and_company_dashboards_are_for_whole_company_roles(
     assert manager.get("/reports/dashboard/executive/").status_code == 403
     assert manager.get("/reports/dashboard/nope/").status_code == 404
     assert login(c.admin).get("/reports/dashboard/?period=2026-03").status_code == 200
+
+
+def test_the_rep_sees_achievement_against_their_target(figures: SimpleNamespace) -> None:
+    from weiying.performance.models import Kpi, Target
+
+    c = figures
+    Target.objects.create(kpi=Kpi.objects.get(code="signed_amount"), kind="month",
+                          start=MARCH.start, end=MARCH.end, employee=c.rep_a,
+                          holder=c.team_a, value=Decimal("20000"))
+    with mock.patch("django.utils.timezone.localdate", return_value=TODAY):
+        board = dashboards.rep_dashboard(user_of(c.rep_a), MARCH)
+    signed = value(board, "signed_amount")
+    assert signed.target == Decimal("20000")
+    assert signed.achievement == Decimal("75.0")
+    assert value(board, "collected").target is None
