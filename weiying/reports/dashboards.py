@@ -667,7 +667,7 @@ def _top_reps(user: Any, department: Department, period: Period,
               .select_related("department")}
     table = _people_table("top_reps", _("Top reps"), figures, people, order, kpis, period,
                           followups=False)
-    table.more = link("performance:ranking", department=department.pk,
+    table.more = link("performance:overview", tab="rankings", department=department.pk,
                       period=_period_query(period))
     return table
 
