@@ -109,6 +109,7 @@ def register_routers() -> None:
         ("/performance", "weiying.performance.api"),
         ("/commissions", "weiying.performance.api_commissions"),
         ("/reports", "weiying.reports.api"),
+        ("/reports/value", "weiying.reports.api_value"),
     ]:
         try:
             mod = importlib.import_module(module)
