@@ -5,7 +5,7 @@
 - `hand_funnel`: the same work as company_funnel for a viewer who sees everything — the
   levels from the roll-up by creation day (reports_funnellevel), the stays of whole months
   from reports_funnelstay and those of the days of a month only partly in the period from
-  the stage changes; the median read off the hourly histogram.
+  reports_funnelstayday; the median read off the hourly histogram.
 - `hand_funnel_raw`: the same figures straight from the opportunities and every stage
   change (what the roll-up saves; percentile_cont for the median).
 
@@ -86,13 +86,8 @@ GROUP BY 1, 2
 """
 
 EDGE_STAYS = """
-SELECT sc.from_stage_id, sc.seconds_in_previous / 3600, COUNT(*), SUM(sc.seconds_in_previous)
-FROM pipeline_stagechange sc JOIN pipeline_stage s ON s.id = sc.from_stage_id
-WHERE s.pipeline_id = %(p)s AND s.kind = 'open' AND sc.seconds_in_previous IS NOT NULL
-  AND sc.opportunity_id IN (
-    SELECT id FROM pipeline_opportunity WHERE pipeline_id = %(p)s
-      AND created_at >= (%(start)s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'
-      AND created_at < (%(end)s::date + 1)::timestamp AT TIME ZONE 'Asia/Shanghai')
+SELECT stage_id, hours, SUM(count), SUM(seconds) FROM reports_funnelstayday
+WHERE pipeline_id = %(p)s AND day BETWEEN %(start)s AND %(end)s
 GROUP BY 1, 2
 """
 

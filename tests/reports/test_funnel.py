@@ -173,10 +173,11 @@ def test_drill_down_lists_exactly_the_records_behind_each_number(company: Any,
 def test_the_roll_up_kept_by_events_and_the_rebuilt_one_agree_with_the_tables(
         company: Any, deals: Any) -> None:
     from weiying.reports import rollup
-    from weiying.reports.models_funnel import FunnelLevel, FunnelStay
+    from weiying.reports.models_funnel import FunnelLevel, FunnelStay, FunnelStayDay
 
     admin = user_of(company.admin)
     for start, end in [MARCH, (dt.date(2026, 2, 10), dt.date(2026, 3, 20)),
+                       (dt.date(2026, 3, 3), dt.date(2026, 3, 20)),
                        (dt.date(2025, 1, 1), dt.date(2026, 12, 31))]:
         f = parse(admin, {"start": start.isoformat(), "end": end.isoformat()})
         kept = funnel.build_funnel(admin, f, use_rollup=True).figures()
@@ -185,6 +186,8 @@ def test_the_roll_up_kept_by_events_and_the_rebuilt_one_agree_with_the_tables(
         "day", "furthest", "status", "lost_reason", "count", "amount_fen"))
     stays = set(FunnelStay.objects.values_list("month", "stage_id", "hours", "count",
                                                "seconds"))
+    stay_days = set(FunnelStayDay.objects.values_list("day", "stage_id", "hours", "count",
+                                                      "seconds"))
 
     rollup.rebuild()
 
@@ -192,6 +195,8 @@ def test_the_roll_up_kept_by_events_and_the_rebuilt_one_agree_with_the_tables(
         "day", "furthest", "status", "lost_reason", "count", "amount_fen")) == levels
     assert set(FunnelStay.objects.values_list("month", "stage_id", "hours", "count",
                                               "seconds")) == stays
+    assert set(FunnelStayDay.objects.values_list("day", "stage_id", "hours", "count",
+                                                 "seconds")) == stay_days
     assert funnel.uses_rollup(admin, parse(admin, {}))
     assert not funnel.uses_rollup(admin, parse(admin, {"source": "ads"}))
     assert not funnel.uses_rollup(user_of(company.director), parse(admin, {}))

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -370,23 +370,6 @@ def uses_rollup(user: Any, filters: Filters) -> bool:
             and filters.owner is None and not filters.source)
 
 
-def _rollup_stays(user: Any, filters: Filters, stages: list[Stage]) -> rollup.Histogram:
-    """Whole months from the roll-up, the days of a month only partly inside the period from
-    the stage changes of the opportunities created on those days."""
-    first, last = rollup.whole_months(filters.start, filters.end)
-    if first is None or last is None:
-        return _stays(cohort(user, filters), stages)
-    out = rollup.stays(filters.pipeline, first, last)
-    whole_end = rollup._next_month(last) - dt.timedelta(days=1)
-    if filters.start < first:
-        head = replace(filters, end=first - dt.timedelta(days=1))
-        out = _merge(out, _stays(cohort(user, head), stages))
-    if filters.end > whole_end:
-        tail = replace(filters, start=whole_end + dt.timedelta(days=1))
-        out = _merge(out, _stays(cohort(user, tail), stages))
-    return out
-
-
 def build_funnel(user: Any, filters: Filters, *, use_rollup: bool | None = None) -> Funnel:
     """The funnel of the filters' cohort: two grouped statements (furthest stage with status
     and loss reason; stays by stage and whole hours), read from the roll-up when it answers
@@ -396,7 +379,7 @@ def build_funnel(user: Any, filters: Filters, *, use_rollup: bool | None = None)
     from_rollup = uses_rollup(user, filters) if use_rollup is None else use_rollup
     if from_rollup:
         rows = rollup.levels(filters.pipeline, filters.start, filters.end)
-        stays = _rollup_stays(user, filters, stages)
+        stays = rollup.stays(filters.pipeline, filters.start, filters.end)
     else:
         rows = _levels(qs, stages, {"reason": F("lost_reason")})
         stays = _stays(qs, stages)

@@ -76,3 +76,25 @@ class FunnelStay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month} {self.stage_id} {self.hours}h: {self.count}"
+
+
+class FunnelStayDay(models.Model):
+    """The same as FunnelStay by creation day: read only for the days of a month that lies
+    partly outside the period, so a period need not start or end on a month's edge."""
+
+    pipeline = models.ForeignKey("pipeline.Pipeline", on_delete=models.CASCADE,
+                                 related_name="+")
+    day = models.DateField()
+    stage = models.ForeignKey("pipeline.Stage", on_delete=models.CASCADE, related_name="+")
+    hours = models.PositiveIntegerField()
+    count = models.BigIntegerField(default=0)
+    seconds = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("funnel stay by day")
+        verbose_name_plural = _("funnel stays by day")
+        constraints = [models.UniqueConstraint(fields=["pipeline", "day", "stage", "hours"],
+                                               name="funnel_stay_day_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.stage_id} {self.hours}h: {self.count}"

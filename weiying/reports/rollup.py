@@ -9,8 +9,8 @@ tables in three set-based statements (after a bulk load, e.g. the demo generator
 
 Read by the company funnel (weiying.reports.funnel) when the viewer sees everything and no
 department, rep or source is chosen: the levels by creation day straight from FunnelLevel,
-the stays by creation month from FunnelStay, the days of a month only partly in the period
-from the stage changes themselves.
+the stays of whole months from FunnelStay and those of the days of a month only partly in
+the period from FunnelStayDay.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ from weiying.core import events
 from weiying.core.models import DomainEvent
 from weiying.pipeline.choices import OpportunityStatus, StageKind
 from weiying.pipeline.models import Opportunity, Pipeline, Stage, StageChange
-from weiying.reports.models_funnel import FunnelLevel, FunnelPosition, FunnelStay
+from weiying.reports.models_funnel import (
+    FunnelLevel,
+    FunnelPosition,
+    FunnelStay,
+    FunnelStayDay,
+)
 
 HOUR = 3600
 # {stage id: {whole hours: [stays, seconds]}}
@@ -70,6 +75,9 @@ def refresh_position(opportunity_id: int) -> None:
             _bump(FunnelStay, {"pipeline_id": opp["pipeline_id"], "month": month,
                                "stage_id": came_from, "hours": seconds // HOUR},
                   count=1, seconds=seconds)
+            _bump(FunnelStayDay, {"pipeline_id": opp["pipeline_id"], "day": day,
+                                  "stage_id": came_from, "hours": seconds // HOUR},
+                  count=1, seconds=seconds)
     status = opp["status"]
     reason = opp["lost_reason"] if status == OpportunityStatus.LOST else ""
     fen = _fen(opp["amount"])
@@ -102,7 +110,7 @@ def _table(model: Any) -> str:
 @transaction.atomic
 def rebuild() -> dict[str, int]:
     """Recompute the whole roll-up from the opportunities and their stage changes."""
-    for model in (FunnelStay, FunnelLevel, FunnelPosition):
+    for model in (FunnelStayDay, FunnelStay, FunnelLevel, FunnelPosition):
         model.objects.all().delete()
     opps = Opportunity.objects.order_by().annotate(
         d=TruncDate("created_at"), fen=Cast(Round(F("amount") * 100), BigIntegerField()),
@@ -126,21 +134,26 @@ def rebuild() -> dict[str, int]:
             f"SELECT pipeline_id, day, furthest, status, lost_reason, COUNT(*), "
             f"SUM(amount_fen) FROM {pos} GROUP BY pipeline_id, day, furthest, status, "
             f"lost_reason")
-        month = ("CAST(date_trunc('month', p.day) AS date)" if connection.vendor == "postgresql"
-                 else "date(p.day, 'start of month')")
         cursor.execute(
-            f"INSERT INTO {_table(FunnelStay)} (pipeline_id, month, stage_id, hours, count, "
+            f"INSERT INTO {_table(FunnelStayDay)} (pipeline_id, day, stage_id, hours, count, "
             f"seconds) "
-            f"SELECT p.pipeline_id, {month}, sc.from_stage_id, sc.seconds_in_previous / {HOUR}, "
+            f"SELECT p.pipeline_id, p.day, sc.from_stage_id, sc.seconds_in_previous / {HOUR}, "
             f"COUNT(*), SUM(sc.seconds_in_previous) FROM {sc} sc "
             f"JOIN {pos} p ON p.opportunity_id = sc.opportunity_id "
             f"JOIN {st} s ON s.id = sc.from_stage_id "
             f"WHERE s.kind = 'open' AND sc.seconds_in_previous IS NOT NULL "
             f"AND sc.id <= p.last_change "
-            f"GROUP BY p.pipeline_id, {month}, sc.from_stage_id, "
-            f"sc.seconds_in_previous / {HOUR}")
+            f"GROUP BY p.pipeline_id, p.day, sc.from_stage_id, sc.seconds_in_previous / {HOUR}")
+        month = ("CAST(date_trunc('month', d.day) AS date)" if connection.vendor == "postgresql"
+                 else "date(d.day, 'start of month')")
+        cursor.execute(
+            f"INSERT INTO {_table(FunnelStay)} (pipeline_id, month, stage_id, hours, count, "
+            f"seconds) "
+            f"SELECT d.pipeline_id, {month}, d.stage_id, d.hours, SUM(d.count), SUM(d.seconds) "
+            f"FROM {_table(FunnelStayDay)} d GROUP BY d.pipeline_id, {month}, d.stage_id, "
+            f"d.hours")
     return {"positions": FunnelPosition.objects.count(), "levels": FunnelLevel.objects.count(),
-            "stays": FunnelStay.objects.count()}
+            "stays": FunnelStay.objects.count(), "stay_days": FunnelStayDay.objects.count()}
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -172,13 +185,27 @@ def _prev_month(day: dt.date) -> dt.date:
     return (day.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
 
 
-def stays(pipeline: Pipeline, first: dt.date, last: dt.date) -> Histogram:
-    """The stays of the opportunities created in the months `first` to `last`."""
+def stays(pipeline: Pipeline, start: dt.date, end: dt.date) -> Histogram:
+    """The stays of the opportunities created from `start` to `end`: the whole months from
+    FunnelStay, the days of a month partly outside from FunnelStayDay."""
     out: Histogram = defaultdict(dict)
-    rows = (FunnelStay.objects.filter(pipeline=pipeline, month__gte=first, month__lte=last)
-            .values_list("stage_id", "hours").order_by()
-            .annotate(n=Sum("count"), s=Sum("seconds")))
-    for stage_id, hours, n, seconds in rows:
-        if n:
-            out[stage_id][hours] = [int(n), int(seconds)]
+    first, last = whole_months(start, end)
+    parts: list[Any] = []
+    if first is None or last is None:
+        parts.append(FunnelStayDay.objects.filter(day__gte=start, day__lte=end))
+    else:
+        parts.append(FunnelStay.objects.filter(month__gte=first, month__lte=last))
+        if start < first:
+            parts.append(FunnelStayDay.objects.filter(day__gte=start, day__lt=first))
+        after = _next_month(last)
+        if end >= after:
+            parts.append(FunnelStayDay.objects.filter(day__gte=after, day__lte=end))
+    for qs in parts:
+        rows = (qs.filter(pipeline=pipeline).values_list("stage_id", "hours").order_by()
+                .annotate(n=Sum("count"), s=Sum("seconds")))
+        for stage_id, hours, n, seconds in rows:
+            if n:
+                slot = out[stage_id].setdefault(hours, [0, 0])
+                slot[0] += int(n)
+                slot[1] += int(seconds)
     return out
