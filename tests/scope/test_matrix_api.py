@@ -177,6 +177,18 @@ API_ROUTES: dict[str, dict[str, Any]] = {
     "POST /api/finance/bank-lines": create(why="a bank connector's statement lines (needs "
                                                "finance.post); they name no record, and "
                                                "matching goes through record_receipt's scope"),
+    # --- reports: channel economics and customer value (reports.view) ---
+    "GET /api/reports/value/channels": lst(needs="reports.view"),
+    "GET /api/reports/value/customers/rfm": lst(needs="reports.view"),
+    "GET /api/reports/value/customers/rfm/customers": lst(needs="reports.view"),
+    "GET /api/reports/value/customers/cohorts": lst(needs="reports.view"),
+    "GET /api/reports/value/customers/churn": lst(needs="reports.view"),
+    "GET /api/reports/value/customers/upsell": lst(needs="reports.view"),
+    # --- commissions: statements for a payroll system (scoped; month required) ---
+    "GET /api/commissions/statements": lst(variants=({"month": "2026-03"},)),
+    "GET /api/commissions/statements/{statement_id}": meta(
+        "one statement: 404 outside the caller's scope (tests/performance/test_commissions.py "
+        "checks every persona; the matrix world computes no statements)"),
     # --- reports: funnel, forecast, activity (reports.view; reps get 403) ---
     "GET /api/reports/funnel": lst(variants=({}, {"breakdowns": "true"}),
                                    needs="reports.view"),

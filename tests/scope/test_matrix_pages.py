@@ -39,7 +39,7 @@ from tests.scope.matrix import (
 pytestmark = pytest.mark.django_db
 
 NAMESPACES = ("customers", "pipeline", "mobile", "org", "web", "wechat", "catalog",
-              "finance")
+              "finance", "performance", "reports")
 LIST = ({}, {"q": "MK"}, {"export": "csv"}, {"q": "MK", "export": "csv"})
 PLAIN = ({}, {"export": "csv"})
 
@@ -407,9 +407,39 @@ FINANCE_ROUTES: dict[str, Any] = {
 }
 PAGE_ROUTES.update(FINANCE_ROUTES)
 
-# The performance layer's phone pages (its desk pages, namespace "performance", are checked
-# route by route in tests/performance/test_targets.py and test_achievement.py).
+# The performance layer. Its figures are sums (no record markers); what the matrix checks is
+# the status per persona and that no foreign record's name shows. The figures per scope are
+# checked in tests/performance (test_achievement.py, test_targets.py, test_commissions.py).
 PERFORMANCE_ROUTES: dict[str, Any] = {
+    "performance:overview": lst(variants=({}, {"tab": "rankings"}, {"export": "csv"},
+                                          {"tab": "rankings", "export": "csv"})),
+    "performance:targets": lst(variants=PLAIN),
+    "performance:kpis": lst(),
+    "performance:target_set": meta("POST only, targets.manage; sets one target of a subject "
+                                   "in the viewer's scope (tests/performance/test_targets.py)"),
+    "performance:target_decompose": reference(_none, "POST, targets.manage; splits a target "
+                                              "the viewer may see (404 otherwise: "
+                                              "test_targets.py)", method="POST"),
+    "performance:target_import": meta("a target file upload (targets.manage); rows naming "
+                                      "people outside the importer's view are refused "
+                                      "(test_target_import.py)"),
+    "performance:commission_statements": lst(variants=PLAIN),
+    "performance:commission_compute": meta("POST only, commission.manage; computes a month's "
+                                           "statements (test_commissions.py)"),
+    "performance:commission_statement": reference(_none, "a statement: 404 outside the "
+                                                  "viewer's scope, checked per persona in "
+                                                  "test_commissions.py"),
+    "performance:commission_action": {**reference(
+        _none, "POST submit/approve/reject/recompute; commission.approve within scope, never "
+        "one's own (test_commissions.py)", method="POST"), "slug": "approve"},
+    "performance:commission_plans": meta("commission plans are company rules, not owned rows; "
+                                         "needs commission.manage"),
+    "performance:commission_plan_new": meta("the plan form; needs commission.manage"),
+    "performance:commission_plan_edit": reference(_none, "the plan form of one plan; needs "
+                                                  "commission.manage"),
+    "mobile:commission_list": lst(mine=True),
+    "mobile:commission_detail": reference(_none, "a rep's own statement; anyone else's is 404 "
+                                          "(test_commissions.py checks every persona)"),
     "mobile:performance_mine": lst(mine=True),
     "mobile:performance_member": detail("employee"),
     "mobile:performance_team": meta("a manager's team (403 for a rep, whose scope is their own "
@@ -417,6 +447,34 @@ PERFORMANCE_ROUTES: dict[str, Any] = {
                                     "subtree; tests/performance/test_mobile.py checks it"),
 }
 PAGE_ROUTES.update(PERFORMANCE_ROUTES)
+
+# The analysis layer: every report needs reports.view (reps get 403) and reads through the
+# scope; the lists and drill-downs name customers, leads and opportunities, so a leak shows.
+REPORTS_ROUTES: dict[str, Any] = {
+    "reports:index": lst(needs="reports.view"),
+    "reports:funnel": lst(variants=PLAIN, needs="reports.view"),
+    "reports:funnel_records": lst(variants=({}, {"export": "csv"}), needs="reports.view"),
+    "reports:forecast": lst(variants=PLAIN, needs="reports.view"),
+    "reports:activity": lst(variants=({}, {"export": "csv"}, {"days": "1"},
+                                      {"days": "1", "export": "csv"}), needs="reports.view"),
+    "reports:channels": lst(variants=PLAIN, needs="reports.view"),
+    "reports:channel_records": lst(variants=PLAIN, needs="reports.view"),
+    "reports:customer_value": lst(variants=PLAIN, needs="reports.view"),
+    "reports:customer_value_list": lst(variants=PLAIN, needs="reports.view"),
+    "reports:scoring": lst(),
+    "reports:scoring_retrain": meta("POST only, settings.manage; queues the retraining job"),
+    "reports:dashboard": lst(),
+    "reports:dashboard_role": tuple(
+        {**meta("one role's dashboard: a role the viewer may not take is 403, a department "
+                "outside the scope 404 (tests/reports/test_dashboards.py); the rep's is "
+                "reports:dashboard for a rep"), "slug": role}
+        for role in ("manager", "director", "finance", "executive")),
+    "reports:schedule_list": lst(needs="reports.view"),
+    "reports:schedule_action": {**reference(
+        _none, "POST on one schedule: the viewer's own or, for an administrator, any "
+        "(tests/reports/test_schedules.py)", method="POST"), "slug": "delete"},
+}
+PAGE_ROUTES.update(REPORTS_ROUTES)
 
 
 

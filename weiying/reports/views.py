@@ -9,6 +9,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
 from weiying.core.permissions import require
+from weiying.web.errors import domain_errors
 
 # (url name, title, what it answers); an entry whose page is not there is left out.
 REPORTS = [
@@ -31,6 +32,7 @@ REPORTS = [
 
 
 @login_required
+@domain_errors
 def index(request: HttpRequest) -> HttpResponse:
     require(request.user, "reports.view")
     entries = []
