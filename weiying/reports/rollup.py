@@ -200,21 +200,18 @@ def stays(pipeline: Pipeline, start: dt.date, end: dt.date) -> Histogram:
         after = _next_month(last)
         if end >= after:
             parts.append(FunnelStayDay.objects.filter(day__gte=after, day__lte=end))
-    # One statement over the parts, grouped once, read through the cursor: the histogram has
-    # a few thousand rows and the ORM's per-row cost would be most of the time here.
-    sqls, params = [], []
-    for qs in parts:
-        sql, p = (qs.filter(pipeline=pipeline).order_by()
-                  .values_list("stage_id", "hours", "count", "seconds").query.sql_with_params())
-        sqls.append(sql)
-        params += list(p)
-    union = " UNION ALL ".join(f"SELECT * FROM ({sql}) p{i}" for i, sql in enumerate(sqls))
+    # One grouped statement per part, read through the cursor: the histogram has a few
+    # thousand rows and the ORM's per-row cost would be most of the time here.
     with connection.cursor() as cursor:
-        q = connection.ops.quote_name
-        cursor.execute(f"SELECT u.{q('stage_id')}, u.{q('hours')}, SUM(u.{q('count')}), "
-                       f"SUM(u.{q('seconds')}) FROM ({union}) u "
-                       f"GROUP BY u.{q('stage_id')}, u.{q('hours')}", params)
-        for stage_id, hours, n, seconds in cursor.fetchall():
-            if n:
-                out[stage_id][int(hours)] = [int(n), int(seconds)]
+        for qs in parts:
+            sql, params = (qs.filter(pipeline=pipeline).order_by()
+                           .values_list("stage_id", "hours")
+                           .annotate(n=Sum("count"), s=Sum("seconds"))
+                           .query.sql_with_params())
+            cursor.execute(sql, params)
+            for stage_id, hours, n, seconds in cursor.fetchall():
+                if n:
+                    slot = out[stage_id].setdefault(int(hours), [0, 0])
+                    slot[0] += int(n)
+                    slot[1] += int(seconds)
     return out
