@@ -243,10 +243,12 @@ BOOKS_OPENED = "finance-books-opened"
 def cmd_rebuild_facts(args: argparse.Namespace) -> int:
     _setup()
     from weiying.performance import facts
+    from weiying.reports import rollup
 
     result = facts.rebuild()
     print(f"Performance facts rebuilt in {result['seconds']} s: " + ", ".join(
         f"{k} {v[0]} rows" for k, v in result.items() if isinstance(v, tuple)), flush=True)
+    print(f"Funnel roll-up rebuilt: {rollup.rebuild()}", flush=True)
     return 0
 
 
@@ -260,9 +262,10 @@ def _open_books_in_background() -> subprocess.Popen | None:
         return None
     print("Opening the finance books from the demo's history in the background (a few "
           "minutes; the finance pages fill in as it goes).", flush=True)
+    # Then the predictive scores, which learn from the same history (a minute or so).
     return subprocess.Popen(
-        [sys.executable, "-c", "from weiying.cli import main; raise SystemExit(main())",
-         "open-books", "--quiet"],
+        [sys.executable, "-c", "from weiying.cli import main; "
+         "raise SystemExit(main(['open-books', '--quiet']) or main(['train-scores']))"],
     )
 
 
@@ -402,9 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_open_books)
 
     p = sub.add_parser("rebuild-facts",
-                       help="rebuild the performance roll-ups (daily facts, department months)",
-                       description="Rewrite every daily fact and department month from the "
-                                   "records, as the nightly job does.")
+                       help="rebuild the roll-ups (daily facts, department months, the funnel)",
+                       description="Rewrite every daily fact, department month and funnel "
+                                   "roll-up row from the records, as the nightly job does.")
     p.set_defaults(func=cmd_rebuild_facts)
 
     p = sub.add_parser("train-scores", help="retrain the predictive scores now",

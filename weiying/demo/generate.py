@@ -195,8 +195,10 @@ def generate(
     # The history was written in bulk, without events: open everyone's HR history and build
     # the performance roll-ups from it (the finance facts follow when the books are opened).
     from weiying.performance import facts
+    from weiying.reports import rollup
 
     facts.rebuild()
+    rollup.rebuild()  # the funnel's roll-up, likewise kept by events from now on
     seconds = time.monotonic() - started
     logger.info("demo generated", extra={"size": size, "seed": seed, "ms": int(seconds * 1000)})
     c = writer.counts

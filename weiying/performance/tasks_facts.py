@@ -11,4 +11,8 @@ from weiying.performance import facts
 @db_periodic_task(crontab(hour="3", minute="30"))
 @lock_task("performance-rebuild")
 def rebuild_facts_nightly() -> dict:
-    return facts.rebuild()
+    from weiying.reports import rollup
+
+    result = facts.rebuild()
+    result["funnel"] = rollup.rebuild()
+    return result
