@@ -126,3 +126,13 @@ def require(user: Any, code: str) -> None:
             % {"permission": PERMISSIONS[code]},
             code="forbidden",
         )
+
+
+def grant_builtin_permissions(role_model: Any) -> None:
+    """For data migrations: the built-in roles gain the permissions BUILTIN_ROLES now lists
+    (a new layer's); a company's own roles, and anything taken away by hand, are untouched."""
+    for spec in BUILTIN_ROLES:
+        role = role_model.objects.filter(code=spec["code"], is_builtin=True).first()
+        if role is not None:
+            role.permissions = sorted(set(role.permissions) | set(spec["permissions"]))
+            role.save(update_fields=["permissions"])

@@ -4,37 +4,19 @@ the export permission and writes an audit row, as the list exports do."""
 
 from __future__ import annotations
 
-import csv
-import io
-import tempfile
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest, HttpResponse
-from django.utils import timezone
+from django.http import HttpRequest, HttpResponse
 
-from weiying.core import audit
 from weiying.core.money import money
-from weiying.core.permissions import require
 from weiying.finance.models import Entry, Voucher
 
 # The voucher sheet's columns, as the ledgers' import templates name them.
 VOUCHER_COLUMNS = ["日期", "凭证字", "凭证号", "摘要", "科目代码", "科目名称", "借方金额",
                    "贷方金额", "辅助核算"]
-
-
-def _audit(request: HttpRequest, what: str, fmt: str) -> None:
-    require(request.user, "export")
-    with transaction.atomic():
-        audit.record(request.user, "export", object_type=what,
-                     after={"format": fmt, "filters": dict(request.GET.items())})
-
-
-def _filename(name: str, fmt: str) -> str:
-    return f"{name}-{timezone.localtime():%Y%m%d-%H%M}.{fmt}"
 
 
 def _cell(value: Any, fmt: str) -> Any:
@@ -52,30 +34,10 @@ def table_response(request: HttpRequest, *, name: str, what: str, headers: list[
                    rows: Iterable[list[Any]], fmt: str) -> HttpResponse:
     """An audited download of one table: .xlsx (amounts as numbers with two decimals) or
     UTF-8 CSV with a BOM, so Excel opens Chinese text right."""
-    _audit(request, what, fmt)
-    heads = [str(h) for h in headers]
-    if fmt == "xlsx":
-        from openpyxl import Workbook
+    from weiying.web.exports import table_response as table
 
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet(name[:31])
-        sheet.append(heads)
-        for row in rows:
-            cells = [_cell(v, fmt) for v in row]
-            sheet.append(cells)
-        handle = tempfile.TemporaryFile()
-        book.save(handle)
-        handle.seek(0)
-        return FileResponse(handle, as_attachment=True, filename=_filename(name, fmt))
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow(heads)
-    for row in rows:
-        writer.writerow([_cell(v, fmt) for v in row])
-    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{_filename(name, fmt)}"'
-    return response
+    return table(request, name=name, what=what, headers=headers, rows=rows, fmt=fmt,
+                 cell=_cell)
 
 
 def auxiliary(entry: Entry) -> str:

@@ -129,6 +129,18 @@ class Period:
 
 
 # --- what the viewer may read ------------------------------------------------------------------
+def _in_view(user: Any, kind: str, pk: int, queryset: QuerySet, message: str) -> Any:
+    """The row of `queryset` (the viewer's view) with this pk, else NotFound; checked once per
+    user object (a request's), because a dashboard asks for the same one in every figure."""
+    seen: dict[int, Any] = user.__dict__.setdefault(f"_weiying_perf_{kind}", {})
+    if pk not in seen:
+        found = queryset.filter(pk=pk).first()
+        if found is None:
+            raise NotFound(message)
+        seen[pk] = found
+    return seen[pk]
+
+
 def department_for(user: Any, department: Department | int | None) -> Department | None:
     """The department, if the viewer may see its figures; NotFound otherwise."""
     if department is None:
@@ -136,30 +148,17 @@ def department_for(user: Any, department: Department | int | None) -> Department
     from weiying.org.selectors import visible_departments
 
     pk = department.pk if isinstance(department, Department) else int(department)
-    # Checked once per user object (a request's): a dashboard asks for the same department in
-    # every figure it reads.
-    seen: dict[int, Department] = user.__dict__.setdefault("_weiying_perf_departments", {})
-    if pk in seen:
-        return seen[pk]
-    found = visible_departments(user).filter(pk=pk).first()
-    if found is None:
-        raise NotFound(_("No department with that id is in your view."))
-    seen[pk] = found
-    return found
+    return _in_view(user, "departments", pk, visible_departments(user),
+                    _("No department with that id is in your view."))
 
 
 def employee_for(user: Any, employee: Employee | int | None) -> Employee | None:
     if employee is None:
         return None
     pk = employee.pk if isinstance(employee, Employee) else int(employee)
-    seen: dict[int, Employee] = user.__dict__.setdefault("_weiying_perf_employees", {})
-    if pk in seen:
-        return seen[pk]
-    found = visible_employees(user).filter(pk=pk).select_related("department").first()
-    if found is None:
-        raise NotFound(_("No employee with that id is in your view."))
-    seen[pk] = found
-    return found
+    return _in_view(user, "employees", pk,
+                    visible_employees(user).select_related("department"),
+                    _("No employee with that id is in your view."))
 
 
 def _facts(user: Any, period: Period, *, department: Department | None,

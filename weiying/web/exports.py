@@ -133,11 +133,13 @@ def _table_cell(value: Any, fmt: str) -> Any:
 
 def table_response(
     request: HttpRequest, *, name: str, what: str, headers: list[Any],
-    rows: Iterable[list[Any]], fmt: str,
+    rows: Iterable[list[Any]], fmt: str, cell: Any = None,
 ) -> Any:
     """An audited download of a report's table (already computed, already scoped): check the
     export permission, write the audit row naming `what` and the filters, then .xlsx
-    (numbers stay numbers) or UTF-8 CSV with a BOM."""
+    (numbers stay numbers) or UTF-8 CSV with a BOM. `cell(value, fmt)` writes one value
+    (the finance desk's rounds amounts to the fen)."""
+    _table_cell_of = cell or _table_cell
     require(request.user, "export")
     with transaction.atomic():
         audit.record(request.user, "export", object_type=what,
@@ -152,7 +154,7 @@ def table_response(
         sheet = book.create_sheet(name[:31])
         sheet.append(heads)
         for row in rows:
-            sheet.append([_table_cell(v, fmt) for v in row])
+            sheet.append([_table_cell_of(v, fmt) for v in row])
         handle = tempfile.TemporaryFile()
         book.save(handle)
         handle.seek(0)
@@ -162,7 +164,7 @@ def table_response(
     writer = csv.writer(out)
     writer.writerow(heads)
     for row in rows:
-        writer.writerow([_table_cell(v, fmt) for v in row])
+        writer.writerow([_table_cell_of(v, fmt) for v in row])
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

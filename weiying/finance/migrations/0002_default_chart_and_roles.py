@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 def seed(apps, schema_editor):
-    from weiying.core.permissions import BUILTIN_ROLES
+    from weiying.core.permissions import grant_builtin_permissions
     from weiying.finance.chart import DEFAULT_CHART
 
     Account = apps.get_model("finance", "Account")
@@ -10,12 +10,7 @@ def seed(apps, schema_editor):
         if not Account.objects.filter(code=code).exists():
             Account.objects.create(code=code, name=name, kind=kind, role=role)
     # The built-in roles gain the finance permissions; a company's own roles are untouched.
-    Role = apps.get_model("org", "Role")
-    for spec in BUILTIN_ROLES:
-        role = Role.objects.filter(code=spec["code"], is_builtin=True).first()
-        if role is not None:
-            role.permissions = sorted(set(role.permissions) | set(spec["permissions"]))
-            role.save(update_fields=["permissions"])
+    grant_builtin_permissions(apps.get_model("org", "Role"))
 
 
 class Migration(migrations.Migration):
