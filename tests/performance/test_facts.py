@@ -17,7 +17,14 @@ from weiying.org import services as org
 from weiying.performance import facts
 from weiying.performance.kpis import Evaluator
 from weiying.performance.models import DailyFact, DepartmentMonth
-from weiying.performance.selectors import Period, by_child, by_employee, monthly, totals
+from weiying.performance.selectors import (
+    Period,
+    by_child,
+    by_employee,
+    compare,
+    monthly,
+    totals,
+)
 from weiying.pipeline.models import FollowUp, Lead
 from weiying.pipeline.services import contracts as contracts_svc
 from weiying.pipeline.services import leads as leads_svc
@@ -204,3 +211,23 @@ def test_the_scope_limits_the_figures(company: Any, worked: dt.date) -> None:
         totals(user_of(company.manager_b), period=march, department=company.team_a)
     mine = totals(user_of(company.rep_a), period=march)
     assert mine["signed_amount"] == 1843000
+
+
+def test_a_running_month_is_compared_with_the_same_days_before(company: Any,
+                                                              worked: dt.date) -> None:
+    """On 10 March, March to date is set against 1–10 February and 1–10 March 2025."""
+    rep = company.rep_a
+    for day, minute in [(dt.date(2026, 2, 5), 0), (dt.date(2026, 2, 20), 1),
+                        (dt.date(2025, 3, 10), 2), (dt.date(2025, 3, 11), 3)]:
+        lead = leads_svc.capture_lead(actor=user_of(company.manager_a), name=f"旧线索{minute}",
+                                      phone=f"1380000{minute:04d}", owner=rep)
+        Lead.objects.filter(pk=lead.pk).update(assigned_at=at(day, 12))
+    facts.recompute([rep.pk], ["lead"])
+    admin = user_of(company.admin)
+    running = compare(admin, period=Period.month(2026, 3), today=dt.date(2026, 3, 10),
+                      employee=rep)
+    assert running["current"]["leads"] == 2
+    assert running["previous"]["leads"] == 1 and running["year_ago"]["leads"] == 1
+    ended = compare(admin, period=Period.month(2026, 3), today=dt.date(2026, 4, 2),
+                    employee=rep)
+    assert ended["previous"]["leads"] == 2 and ended["year_ago"]["leads"] == 2

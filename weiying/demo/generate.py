@@ -199,6 +199,10 @@ def generate(
 
     facts.rebuild()
     rollup.rebuild()  # the funnel's roll-up, likewise kept by events from now on
+    if size != "xl":  # a hundred thousand people's targets would only slow the benchmark down
+        from weiying.demo import performance
+
+        performance.seed(today, history_months=spec.months)
     seconds = time.monotonic() - started
     logger.info("demo generated", extra={"size": size, "seed": seed, "ms": int(seconds * 1000)})
     c = writer.counts
@@ -214,8 +218,9 @@ def generate(
 # Configuration that survives a fresh generation.
 def _kept() -> set[type[models.Model]]:
     from weiying.finance.models import Account
+    from weiying.performance.models import Kpi
 
-    return {Role, Pipeline, Stage, Account}
+    return {Role, Pipeline, Stage, Account, Kpi}
 
 
 def _wiped_models() -> list[type[models.Model]]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from weiying.core import tree
@@ -206,11 +207,21 @@ def totals(user: Any, *, period: Period, department: Department | int | None = N
     return {row["measure"]: int(row["v"] or 0) for row in _sum_by(qs, "measure")}
 
 
-def compare(user: Any, *, period: Period, **slice_: Any) -> dict[str, Raw]:
-    """The slice's figures now, the period before (MoM/QoQ) and a year earlier (YoY)."""
+def compare(user: Any, *, period: Period, today: dt.date | None = None,
+            **slice_: Any) -> dict[str, Raw]:
+    """The slice's figures now, the period before (MoM/QoQ) and a year earlier (YoY). While
+    the period is still running, the two it is compared with are cut to the same number of
+    days (this month to date against the same days of last month), so a month four days old
+    is not set against a whole one."""
+    previous, year_ago = period.previous(), period.year_ago()
+    today = today or timezone.localdate()
+    if period.start <= today < period.end:
+        elapsed = today - period.start
+        previous = Period(previous.start, min(previous.start + elapsed, previous.end))
+        year_ago = Period(year_ago.start, min(year_ago.start + elapsed, year_ago.end))
     return {"current": totals(user, period=period, **slice_),
-            "previous": totals(user, period=period.previous(), **slice_),
-            "year_ago": totals(user, period=period.year_ago(), **slice_)}
+            "previous": totals(user, period=previous, **slice_),
+            "year_ago": totals(user, period=year_ago, **slice_)}
 
 
 def by_employee(user: Any, *, period: Period, department: Department | int | None = None,

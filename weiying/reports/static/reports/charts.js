@@ -31,7 +31,7 @@
       }];
       return base;
     }
-    base.grid = { left: 50, right: 20, top: 50, bottom: 50 };
+    base.grid = { left: 20, right: 20, top: 50, bottom: 50, containLabel: true };
     base.xAxis = { type: "category", data: categories };
     base.yAxis = { type: "value" };
     base.series = series.map(function (s) {
