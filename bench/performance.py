@@ -87,6 +87,7 @@ FROM (
 JOIN org_assignment a ON a.employee_id = f.emp AND a.starts_on <= f.day
   AND (a.ends_on IS NULL OR f.day < a.ends_on)
 JOIN org_department d ON d.id = a.department_id
+WHERE f.value <> 0
 """
 HAND_FINANCE = """
 INSERT INTO performance_dailyfact (day, employee_id, department_id, department_path, measure,
@@ -108,6 +109,7 @@ SELECT f.day, f.emp, a.department_id, d.path, f.measure, f.line, f.value FROM (
 JOIN org_assignment a ON a.employee_id = f.emp AND a.starts_on <= f.day
   AND (a.ends_on IS NULL OR f.day < a.ends_on)
 JOIN org_department d ON d.id = a.department_id
+WHERE f.value <> 0
 """
 HAND_MONTHS = """
 INSERT INTO performance_departmentmonth (department_id, department_path, month, measure, line,

@@ -40,7 +40,8 @@ def _month_of(column: str) -> str:
 
 def _insert_sql(family: str, where: str) -> list[str]:
     """INSERT … SELECT statements writing one family's facts, each attributed through the HR
-    history to the department of its day."""
+    history to the department of its day. A zero is no fact (a lead answered within the
+    second it was assigned adds a response, not response seconds)."""
     out = []
     for select, emp in sources(family):
         body = select.replace("{where}", where.replace("{emp}", emp) if where else "")
@@ -49,7 +50,7 @@ def _insert_sql(family: str, where: str) -> list[str]:
             f"line, value) SELECT s.day, s.emp, a.department_id, d.path, s.measure, s.line, "
             f"s.value FROM ({body}) s JOIN org_assignment a ON a.employee_id = s.emp "
             f"AND a.starts_on <= s.day AND (a.ends_on IS NULL OR s.day < a.ends_on) "
-            f"JOIN org_department d ON d.id = a.department_id"
+            f"JOIN org_department d ON d.id = a.department_id WHERE s.value <> 0"
         )
     return out
 
