@@ -233,6 +233,7 @@ def cmd_open_books(args: argparse.Namespace) -> int:
     facts.rebuild(families=["finance"])
     print(f"Finance books opened: {result.contracts} contracts, {result.receipts} receipts, "
           f"{result.acceptances} acceptances, {result.cancellations} cancellations, "
+          f"{result.spends} marketing spends, "
           f"{result.months_closed} months closed", flush=True)
     return 0
 

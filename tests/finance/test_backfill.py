@@ -103,3 +103,25 @@ def test_the_monthly_rollup_rebuilds_to_what_the_postings_kept(company, products
     assert sorted(MovementMonth.objects.values_list(
         "period", "department_id", "owner_id", "product_id", "bank", "receivable",
         "contract_liability", "pending_vat", "revenue", "output_vat", "cost")) == kept
+
+
+def test_spend_recorded_without_a_voucher_is_booked_once(company, products, deal):
+    """History loaded in bulk (the demo's marketing spend) gets its vouchers when the books
+    are opened, the same entries a live record books, and a re-run books nothing more."""
+    from weiying.finance.models import MarketingSpend
+    from weiying.finance.services import record_marketing_spend
+
+    live = record_marketing_spend(actor=user_of(company.finance), channel="百度推广",
+                                  spent_on=dt.date(2026, 4, 1), amount="3000.00")
+    live_entries = sorted(Entry.objects.filter(voucher__source_key=f"marketing:{live.pk}")
+                          .values_list("account__role", "debit", "credit"))
+    bulk = MarketingSpend.objects.create(channel="抖音", spent_on=dt.date(2026, 5, 1),
+                                         amount=Decimal("3000.00"))
+    first = backfill(today=TODAY, close_months=False)
+    assert first.spends == 1
+    entries = sorted(Entry.objects.filter(voucher__source_key=f"marketing:{bulk.pk}")
+                     .values_list("account__role", "debit", "credit"))
+    assert entries == live_entries
+    assert Voucher.objects.get(source_key=f"marketing:{bulk.pk}").on == dt.date(2026, 5, 1)
+    assert backfill(today=TODAY, close_months=False).spends == 0
+    assert Voucher.objects.filter(source="marketing").count() == 2

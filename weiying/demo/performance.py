@@ -1,8 +1,11 @@
-"""The demo company's targets and commission plan, so the performance pages have something to
-measure against: each rep's monthly targets for the signed amount, cash collected and leads, a
+"""The demo company's targets, commission plan and marketing spend, so the performance pages
+have something to measure against and channel economics a cost to divide by: each rep's monthly targets for the signed amount, cash collected and leads, a
 tenth above what they averaged over the history (rounded to ¥1,000), each department's the sum
 of its people's (so the bottom-up check balances), for the twelve months before today and this
 month; and one banded commission plan on cash collected.
+
+The spend is a month's leads of each paid channel times what a lead costs there (±15 %),
+recorded without vouchers like the rest of the history; `weiying open-books` books them.
 
 Written in bulk like the rest of the demo's history (one audit row says the demo made it);
 the plan goes through the commissions service, which checks its tiers.
@@ -15,6 +18,7 @@ import datetime as dt
 from collections import defaultdict
 from decimal import ROUND_CEILING, Decimal
 
+from django.db import models
 from django.db.models import Sum
 
 from weiying.core import tree
@@ -69,7 +73,37 @@ def seed(today: dt.date, *, history_months: int) -> dict[str, int]:
                         department_id=dept, holder_id=dept, value=value, note="demo")
                  for (dept, start), value in per_department.items()]
     Target.objects.bulk_create(rows, batch_size=5000)
-    return {"targets": len(rows), "plans": _plan(today)}
+    return {"targets": len(rows), "plans": _plan(today), "spends": _spend(today)}
+
+
+# What a lead costs per channel, in yuan (the demo's channels; others cost nothing).
+LEAD_COST = {"百度推广": 180, "抖音": 120, "巨量引擎": 150, "官网表单": 60, "公众号": 40,
+             "企业微信": 20, "400热线": 80, "展会·": 600}
+
+
+def _spend(today: dt.date) -> int:
+    import random
+
+    from django.db.models.functions import TruncMonth
+
+    from weiying.finance.models import MarketingSpend
+    from weiying.pipeline.models import Lead
+
+    rng = random.Random(7)
+    rows = []
+    per_month = (Lead.objects.exclude(channel="").annotate(m=TruncMonth("created_at"))
+                 .values_list("channel", "m").annotate(n=models.Count("pk"))
+                 .order_by("m", "channel"))
+    for channel, month, n in per_month:
+        cost = next((c for prefix, c in LEAD_COST.items() if channel.startswith(prefix)), 0)
+        month = month.date() if isinstance(month, dt.datetime) else month
+        if not cost or month > today:
+            continue
+        amount = Decimal(round(n * cost * rng.uniform(0.85, 1.15), -2))
+        rows.append(MarketingSpend(channel=channel, spent_on=month, amount=amount,
+                                   note="demo"))
+    MarketingSpend.objects.bulk_create(rows)
+    return len(rows)
 
 
 def _plan(today: dt.date) -> int:

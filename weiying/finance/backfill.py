@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from weiying.finance import close, services
-from weiying.finance.models import Obligation, Period
+from weiying.finance.models import MarketingSpend, Obligation, Period, Voucher
 from weiying.pipeline.choices import ContractStatus
 from weiying.pipeline.models import Contract, Receipt
 
@@ -30,6 +30,7 @@ class BackfillResult:
     receipts: int = 0
     acceptances: int = 0
     cancellations: int = 0
+    spends: int = 0
     months_closed: int = 0
 
 
@@ -51,6 +52,11 @@ def backfill(*, today: dt.date | None = None, close_months: bool = True,
     for pk, on in (signed.filter(status=ContractStatus.CANCELLED)
                    .values_list("pk", "updated_at")):
         steps.append((timezone.localdate(on), 3, "cancel", pk))
+    booked = {key.split(":", 1)[1] for key in Voucher.objects.filter(
+        source="marketing").values_list("source_key", flat=True) if key}
+    for pk, on in MarketingSpend.objects.values_list("pk", "spent_on"):
+        if str(pk) not in booked:
+            steps.append((on, 4, "spend", pk))
     steps.sort(key=lambda s: (s[0], s[1], s[3]))
     result = BackfillResult()
     month: tuple[int, int] | None = None
@@ -86,6 +92,9 @@ def backfill(*, today: dt.date | None = None, close_months: bool = True,
             if services.post_acceptance(pk, key=f"contract:{pk}:accepted",
                                         accepted_on=day) is not None:
                 result.acceptances += 1
+        elif kind == "spend":
+            if services.post_marketing_spend(pk) is not None:
+                result.spends += 1
         elif services.post_cancellation(pk, on=day) is not None:
             result.cancellations += 1
     if close_months:

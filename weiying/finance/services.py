@@ -398,13 +398,27 @@ def record_marketing_spend(*, actor: Any, channel: str, spent_on: Any, amount: A
     spend = MarketingSpend.objects.create(
         channel=channel[:64], spent_on=spent_on, amount=amount, note=(note or "")[:255],
         department=department, external_id=external_id, recorded_by=employee)
-    voucher = ledger.new_voucher(
-        on=ledger.posting_date(spent_on),
-        summary=_("Marketing spend on %(channel)s") % {"channel": channel},
-        source="marketing", source_key=f"marketing:{spend.pk}", actor_employee=employee)
-    dept = department.pk if department is not None else None
-    ledger.entries_from_totals(voucher, {("selling_expense", dept): amount,
-                                         ("bank", dept): -amount})
+    _book_spend(spend, employee)
     audit.record(actor, "marketing_spend.record", spend, after=audit.snapshot(spend))
     return spend
+
+
+def _book_spend(spend: MarketingSpend, employee: Any) -> Voucher:
+    voucher = ledger.new_voucher(
+        on=ledger.posting_date(spend.spent_on),
+        summary=_("Marketing spend on %(channel)s") % {"channel": spend.channel},
+        source="marketing", source_key=f"marketing:{spend.pk}", actor_employee=employee)
+    ledger.entries_from_totals(voucher, {("selling_expense", spend.department_id): spend.amount,
+                                         ("bank", spend.department_id): -spend.amount})
+    return voucher
+
+
+@transaction.atomic
+def post_marketing_spend(spend_id: int) -> Voucher | None:
+    """Book the voucher of a spend recorded without one (history loaded in bulk, opened by
+    `weiying open-books`); None when it is booked already."""
+    if Voucher.objects.filter(source_key=f"marketing:{spend_id}").exists():
+        return None
+    spend = MarketingSpend.objects.select_for_update().get(pk=spend_id)
+    return _book_spend(spend, spend.recorded_by)
 
