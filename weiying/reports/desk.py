@@ -76,9 +76,12 @@ class FilterForm(forms.Form):
 
     def prefill(self, **values: Any) -> None:
         """Show the values in effect (defaults included) in the pickers."""
+        # The form is bound (to the query string), so a default shows only through its data.
+        data = self.data.copy()
         for name, value in values.items():
-            if name in self.fields and not self.data.get(name):
-                self.fields[name].initial = value
+            if name in self.fields and not data.get(name) and value not in (None, ""):
+                data[name] = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        self.data = data
 
 
 def table_links(request: HttpRequest, table: str) -> dict[str, str]:
