@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.conftest import user_of
 from weiying.core.models import AuditLog
@@ -210,7 +211,8 @@ def test_an_employee_outside_the_scope_is_not_found(company, login, persona, tar
 
 
 # --- writes ---------------------------------------------------------------------------------
-WRITE_PAGES = ["employee_edit", "employee_transfer", "employee_leader", "employee_leave"]
+WRITE_PAGES = ["employee_edit", "employee_transfer", "employee_promote", "employee_leader",
+               "employee_leave"]
 
 
 @pytest.mark.parametrize("persona", ["rep_a", "manager_a", "director", "finance"])
@@ -311,6 +313,69 @@ def test_an_admin_transfers_and_changes_the_leader(company, login):
 
     rep = Employee.objects.get(pk=company.rep_a.pk)
     assert (rep.department_id, rep.leader_id) == (company.team_b.pk, company.manager_b.pk)
+
+
+def test_a_back_dated_transfer_and_a_promotion_show_in_the_hr_history(company, login):
+    client = login(company.admin, language="en")
+    today = timezone.localdate()
+    moved_on = today - dt.timedelta(days=10)
+
+    client.post(reverse("org:employee_transfer", args=[company.rep_a.pk]),
+                {"department": company.team_b.pk, "on": moved_on.isoformat()})
+    response = client.post(reverse("org:employee_promote", args=[company.rep_a.pk]),
+                           {"position": "资深销售", "level": "P6", "on": ""})
+    page = client.get(reverse("org:employee_detail", args=[company.rep_a.pk]))
+
+    assert response.status_code == 302
+    rows = [(r.starts_on, r.department_id, r.position, r.level, r.reason)
+            for r in page.context["history"]]
+    assert rows == [
+        (today, company.team_b.pk, "资深销售", "P6", "promotion"),
+        (moved_on, company.team_b.pk, company.rep_a.position, company.rep_a.level, "transfer"),
+        (dt.date(1900, 1, 1), company.team_a.pk, company.rep_a.position, company.rep_a.level,
+         "join"),
+    ]
+    assert page.context["history"][1].until_label == (today - dt.timedelta(days=1)).isoformat()
+    assert "New position or level" in page.content.decode()
+
+
+def test_a_change_dated_before_the_last_one_or_ahead_is_refused_on_the_form(company, login):
+    client = login(company.admin, language="en")
+    today = timezone.localdate()
+    client.post(reverse("org:employee_transfer", args=[company.rep_a.pk]),
+                {"department": company.team_b.pk, "on": today.isoformat()})
+
+    earlier = client.post(reverse("org:employee_promote", args=[company.rep_a.pk]),
+                          {"position": "主管", "level": "M1",
+                           "on": (today - dt.timedelta(days=3)).isoformat()})
+    ahead = client.post(reverse("org:employee_transfer", args=[company.rep_a.pk]),
+                        {"department": company.team_a.pk,
+                         "on": (today + dt.timedelta(days=3)).isoformat()})
+
+    assert earlier.status_code == 200
+    assert earlier.context["form"].errors["on"] == [
+        f"李销售's last change took effect on {today.isoformat()}; a later change cannot be "
+        f"dated before it. Enter {today.isoformat()} or a later date."]
+    assert "is in the future" in ahead.context["form"].errors["on"][0]
+    rep = Employee.objects.get(pk=company.rep_a.pk)
+    assert (rep.department_id, rep.position) == (company.team_b.pk, company.rep_a.position)
+
+
+def test_the_edit_form_sets_the_employment_type_and_payroll_number(company, login):
+    client = login(company.admin, language="en")
+    url = reverse("org:employee_edit", args=[company.rep_a.pk])
+
+    client.post(url, {"name": "李销售", "status": "active", "employment_type": "agent",
+                      "payroll_number": "PR-0030"})
+    taken = client.post(reverse("org:employee_edit", args=[company.rep_b.pk]),
+                        {"name": company.rep_b.name, "status": "active",
+                         "payroll_number": "PR-0030"})
+
+    rep = Employee.objects.get(pk=company.rep_a.pk)
+    assert (rep.employment_type, rep.payroll_number) == ("agent", "PR-0030")
+    assert taken.status_code == 200
+    assert "PR-0030" in taken.context["form"].errors["payroll_number"][0]
+    assert Employee.objects.get(pk=company.rep_b.pk).payroll_number == ""
 
 
 def test_an_empty_leader_makes_the_employee_report_to_nobody(company, login):

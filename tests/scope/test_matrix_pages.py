@@ -247,6 +247,10 @@ PAGE_ROUTES: dict[str, Any] = {
         detail("employee", needs="org.manage"),
         action("employee", lambda w, p: {"department": w.company.hq.pk}, form=True),
     ),
+    "org:employee_promote": (
+        detail("employee", needs="org.manage"),
+        action("employee", {"position": "矩阵主管", "level": "M9"}, form=True),
+    ),
     "org:employee_leader": (
         detail("employee", needs="org.manage"),
         action("employee", {"leader": ""}, form=True),

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from weiying.org.choices import DepartmentKind, EmployeeStatus
+from weiying.org.choices import DepartmentKind, EmployeeStatus, EmploymentType
 from weiying.org.models import Department, Employee, Role
 
 DATE_WIDGET = forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"})
@@ -79,6 +79,32 @@ class ProfileForm(forms.Form):
         "invalid": _("This is not an email address; check it or leave it empty.")})
     city = forms.CharField(label=_("City"), max_length=64, required=False)
     hire_date = forms.DateField(label=_("Hire date"), required=False, widget=DATE_WIDGET)
+    employment_type = forms.ChoiceField(label=_("Employment type"),
+                                        choices=EmploymentType.choices, required=False,
+                                        initial=EmploymentType.FULL_TIME)
+    payroll_number = forms.CharField(
+        label=_("Payroll number"), max_length=32, required=False,
+        help_text=_("The number payroll knows this person by; the commission export carries "
+                    "it."))
+
+    def clean_employment_type(self) -> str | None:
+        # Not sent: left as it is (a new employee starts full-time).
+        return self.cleaned_data.get("employment_type") or None
+
+
+def _effective_date(label: Any) -> forms.DateField:
+    return forms.DateField(
+        label=label, required=False, widget=DATE_WIDGET,
+        help_text=_("Leave empty for today. A past day re-files the figures from that day on "
+                    "under the new assignment."))
+
+
+def _not_future(day: Any) -> Any:
+    if day and day > timezone.localdate():
+        raise forms.ValidationError(
+            _("%(date)s is in the future; record the change on the day it takes effect, or "
+              "enter today or a past day.") % {"date": day.isoformat()})
+    return day
 
 
 class EmployeeForm(ProfileForm):
@@ -93,12 +119,15 @@ class EmployeeForm(ProfileForm):
                                  help_text=_("Leave empty if the employee reports to nobody."))
 
     field_order = ["number", "name", "department", "leader", "position", "level", "role",
-                   "phone", "email", "city", "hire_date"]
+                   "phone", "email", "city", "hire_date", "employment_type", "payroll_number"]
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["department"].queryset = _departments(user)
         self.fields["leader"].people = _people(user)
+
+    def clean_employment_type(self) -> str:
+        return self.cleaned_data.get("employment_type") or EmploymentType.FULL_TIME
 
 
 class EmployeeEditForm(ProfileForm):
@@ -112,10 +141,25 @@ class TransferForm(forms.Form):
     department = DepartmentChoiceField(
         label=_("New department"), queryset=Department.objects.none(),
         error_messages={"required": _("Pick the department to move the employee to.")})
+    on = _effective_date(_("Effective from"))
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["department"].queryset = _departments(user)
+
+    def clean_on(self) -> Any:
+        return _not_future(self.cleaned_data.get("on"))
+
+
+class PromoteForm(forms.Form):
+    """A new position and/or level (a promotion, or a demotion) from a day."""
+
+    position = forms.CharField(label=_("New job title"), max_length=64, required=False)
+    level = forms.CharField(label=_("New level"), max_length=16, required=False)
+    on = _effective_date(_("Effective from"))
+
+    def clean_on(self) -> Any:
+        return _not_future(self.cleaned_data.get("on"))
 
 
 class LeaderForm(forms.Form):

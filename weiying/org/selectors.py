@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext_lazy
 
 from weiying.core import tree
 from weiying.core.errors import NotFound
 from weiying.core.scope import visible_employees
 from weiying.org.choices import EmployeeStatus
-from weiying.org.models import Department, Employee
+from weiying.org.models import Assignment, Department, Employee
 
 # Public sort keys of the roster → orderings; the last field is unique, as keyset paging needs.
 EMPLOYEE_SORTS: dict[str, list[str]] = {
@@ -116,6 +118,30 @@ def employee_detail(user: Any, pk: int) -> Employee:
     if employee is None:
         raise NotFound()
     return employee
+
+
+# How each stretch of the HR history began (weiying.org.history's reasons).
+HISTORY_REASONS = {
+    "join": gettext_lazy("Joined"), "transfer": gettext_lazy("Transfer"),
+    "promotion": gettext_lazy("New position or level"),
+    "update": gettext_lazy("Profile edited"),
+}
+
+
+def employee_history(user: Any, employee: Employee) -> list[Assignment]:
+    """The employee's stretches (department, position, level from a day), newest first, as far
+    as the user's scope reaches: a manager sees the time spent in their part of the tree. The
+    first stretch reaches back before any record, so it shows no start."""
+    from weiying.core.scope import scoped
+    from weiying.org.history import BEGINNING
+
+    rows = list(scoped(Assignment.objects.filter(employee=employee), user)
+                .select_related("department").order_by("-starts_on"))
+    for row in rows:
+        row.reason_label = HISTORY_REASONS.get(row.reason, row.reason)
+        row.from_label = "" if row.starts_on == BEGINNING else row.starts_on.isoformat()
+        row.until_label = (row.ends_on - dt.timedelta(days=1)).isoformat() if row.ends_on else ""
+    return rows
 
 
 def leaders_of(user: Any, employee: Employee) -> list[Employee]:

@@ -31,6 +31,7 @@ from weiying.org.forms import (
     LeaderForm,
     LeaveForm,
     MoveForm,
+    PromoteForm,
     TransferForm,
 )
 from weiying.org.models import Employee, Role
@@ -179,6 +180,7 @@ def employee_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "leaders": selectors.leaders_of(request.user, employee),
         "reports": selectors.direct_reports(request.user, employee),
         "work": selectors.open_work(request.user, employee),
+        "history": selectors.employee_history(request.user, employee),
         "can": can,
     })
 
@@ -248,12 +250,35 @@ def employee_transfer(request: HttpRequest, pk: int) -> HttpResponse:
     return _form_page(
         request, form,
         lambda data: services.transfer_employee(actor=request.user, employee=employee,
-                                                department=data["department"]),
+                                                department=data["department"], on=data["on"]),
         title=_("Transfer %(name)s") % {"name": employee.name}, next_url=_to_employee,
         intro=_("Now in %(department)s. The records they own move with them.")
         % {"department": employee.department.name},
         done=lambda e: _("%(name)s now works in %(department)s.")
         % {"name": e.name, "department": e.department.name},
+        cancel_url=_to_employee(employee),
+    )
+
+
+@login_required
+@domain_errors
+def employee_promote(request: HttpRequest, pk: int) -> HttpResponse:
+    require(request.user, "org.manage")
+    employee = selectors.employee_detail(request.user, pk)
+    form = PromoteForm(request.POST or None,
+                       initial={"position": employee.position, "level": employee.level})
+    return _form_page(
+        request, form,
+        lambda data: services.promote_employee(actor=request.user, employee=employee,
+                                               position=data["position"], level=data["level"],
+                                               on=data["on"]),
+        title=_("Change the position of %(name)s") % {"name": employee.name},
+        next_url=_to_employee,
+        intro=_("Now %(position)s, level %(level)s. The days before the change keep the old "
+                "position and level in the HR history.")
+        % {"position": employee.position or "—", "level": employee.level or "—"},
+        done=lambda e: _("%(name)s is now %(position)s, level %(level)s.")
+        % {"name": e.name, "position": e.position or "—", "level": e.level or "—"},
         cancel_url=_to_employee(employee),
     )
 
