@@ -189,3 +189,15 @@ def test_the_history_of_someone_outside_the_scope_is_not_found(company, login):
         response = login(getattr(company, persona)).get(f"{URL}/{number}/history")
         assert response.status_code == 404, persona
     assert login(company.rep_a).get(f"{URL}/E030/history").status_code == 200
+
+
+def test_the_hr_system_sets_and_clears_roles(company, hr_client):
+    response = put(hr_client, [{"number": "E030", "role": "Sales manager"},
+                               {"number": "E050", "role": None}])
+    refused = put(hr_client, [{"number": "E031", "role": "boss"}])
+
+    assert response.status_code == 200, response.json()
+    assert Employee.objects.get(number="E030").role.code == "manager"
+    assert Employee.objects.get(number="E050").role is None
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["column"] == "role"

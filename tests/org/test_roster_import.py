@@ -446,7 +446,7 @@ def test_the_template_holds_every_header(company, login):
 
     assert response.status_code == 200
     sheet = load_workbook(io.BytesIO(response.content)).worksheets[0]
-    assert [c.value for c in sheet[1]] == [a[0] for a in ROSTER_HEADERS.values()] == HEADER
+    assert [c.value for c in sheet[1]] == [a[0] for a in ROSTER_HEADERS.values()] == [*HEADER, "角色"]
 
 
 def test_the_roster_links_to_the_import_for_hr_only(company, login):
@@ -466,3 +466,29 @@ def test_the_pages_refuse_people_without_org_manage(company, login, persona):
                                 .getvalue())
     assert client.post(reverse("org:roster_import"), {"file": upload}).status_code == 403
     assert not Employee.objects.filter(number="N001").exists()
+
+
+def test_a_role_is_given_by_its_chinese_name_or_code_and_a_dash_takes_it_away(company, admin):
+    header = ["工号", "姓名", "部门", "角色"]
+    file = xlsx([["E030", "", "", "销售经理"], ["E050", "", "", "-"],
+                 ["E099", "新人", "总部/华东分公司/上海一组", "rep"]], header=header)
+
+    report = import_roster(file, actor=admin)
+
+    assert report.ok, report.errors
+    roles = dict(Employee.objects.filter(number__in=["E030", "E050", "E099"])
+                 .values_list("number", "role__code"))
+    assert roles == {"E030": "manager", "E050": None, "E099": "rep"}
+    change = AuditLog.objects.filter(action="employee.update", object_id=str(company.rep_a.pk))
+    assert change.exists()
+
+
+def test_an_unknown_role_is_refused_with_the_roles_there_are(company, admin):
+    problems = refused(admin, [["E030", "", "", "超级销售"]], header=["工号", "姓名", "部门", "角色"])
+
+    assert len(problems) == 1
+    row_number, column, message = problems[0]
+    assert (row_number, column) == (2, "角色")
+    assert message.startswith("No role 超级销售; use one of: ")
+    assert "Sales manager" in message
+    assert Employee.objects.get(pk=company.rep_a.pk).role.code == "rep"

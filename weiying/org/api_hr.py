@@ -49,6 +49,8 @@ class EmployeeRecord(Schema):
     successor: str | None = Field(None, description="Who takes over a leaver's customers")
     effective_date: str | None = Field(
         None, description="YYYY-MM-DD: when a transfer or promotion takes effect (today)")
+    role: str | None = Field(None, description="The role's code or name (rep, manager, 销售代表…); "
+                                               "null takes the role away")
 
 
 class RosterResult(Schema):

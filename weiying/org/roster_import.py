@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from weiying.core import tree
@@ -51,7 +51,7 @@ from weiying.core.permissions import require
 from weiying.core.scope import visible_employees
 from weiying.org import services
 from weiying.org.choices import EmployeeStatus, EmploymentType
-from weiying.org.models import Assignment, Department, Employee
+from weiying.org.models import Assignment, Department, Employee, Role
 from weiying.org.selectors import visible_departments
 from weiying.pipeline.imports import RowError, _bad_file, _map_header, read_rows
 
@@ -81,6 +81,7 @@ ROSTER_HEADERS: dict[str, tuple[str, ...]] = {
     "leave_date": ("离职日期", "leave_date"),
     "successor": ("交接人工号", "successor_number", "successor"),
     "effective_date": ("生效日期", "effective_date"),
+    "role": ("角色", "role"),
 }
 FIELDS = tuple(ROSTER_HEADERS)
 _LIMITS = {"number": 32, "name": 64, "position": 64, "level": 16, "payroll_number": 32}
@@ -324,6 +325,16 @@ class _Directory:
                 Employee.objects.filter(payroll_number__in=payrolls[i : i + _CHUNK])
                 .values_list("payroll_number", "number"))
         self._departments: dict[str, Department] | None = None
+        self.roles: dict[str, Role] = {}
+        if any(r.get("role") for r in rows):
+            # A role by its code, its name, or a built-in role's name in Chinese or English.
+            for role in Role.objects.order_by("pk"):
+                spellings = [role.code, role.name, role.label]
+                if role.is_builtin:
+                    with translation.override("zh-hans"):
+                        spellings.append(role.label)
+                for spelling in spellings:
+                    self.roles.setdefault(spelling.lower(), role)
 
     def departments(self) -> dict[str, Department]:
         """{name path: department} for the departments the actor may see, under both
@@ -409,6 +420,8 @@ def _check_row(row: _Row, lookups: _Directory, first_row: dict[str, int],
         clean["employment_type"] = _choice(
             row, "employment_type", _EMPLOYMENT, EmploymentType.FULL_TIME,
             _("Unknown employment type %(value)s; use 全职, 兼职, 外包代理 or 实习."))
+    if row.has("role"):
+        _check_role(row, lookups)
     if row.has("payroll_number"):
         payroll = _text(row, "payroll_number")
         clean["payroll_number"] = payroll
@@ -454,6 +467,22 @@ def _check_row(row: _Row, lookups: _Directory, first_row: dict[str, int],
                 % {"leave": leave.isoformat(), "hire": hire.isoformat()})
     if existing is not None:
         _check_effective_date(row, lookups)
+
+
+def _check_role(row: _Row, lookups: _Directory) -> None:
+    """The role by its name or code; "-" takes the role away (the employee then sees no
+    records)."""
+    raw = row.get("role")
+    if not raw:
+        row.clean["role"] = None
+        return
+    role = lookups.roles.get(raw.lower())
+    if role is None:
+        names = sorted({r.label for r in lookups.roles.values()})
+        row.add("role", _("No role %(value)s; use one of: %(roles)s (or its code).")
+                % {"value": raw, "roles": "、".join(names)})
+        return
+    row.clean["role"] = role
 
 
 def _check_effective_date(row: _Row, lookups: _Directory) -> None:
@@ -585,6 +614,10 @@ def _profile_changes(row: _Row, employee: Employee) -> dict[str, Any]:
     names = ("name", "phone", "email", "hire_date", "employment_type", "payroll_number")
     changes = {name: row.clean[name] for name in names
                if name in row.clean and row.clean[name] != getattr(employee, name)}
+    if "role" in row.clean:
+        role = row.clean["role"]
+        if (role.pk if role is not None else None) != employee.role_id:
+            changes["role"] = role
     status = row.clean["status"]
     if status != EmployeeStatus.LEFT and status != employee.status:
         changes["status"] = status
@@ -614,7 +647,7 @@ def _apply(rows: list[_Row], actor: Any, report: RosterReport) -> None:
                 hire_date=clean.get("hire_date"), phone=clean.get("phone", ""),
                 email=clean.get("email", ""),
                 employment_type=clean.get("employment_type", EmploymentType.FULL_TIME),
-                payroll_number=clean.get("payroll_number", ""),
+                payroll_number=clean.get("payroll_number", ""), role=clean.get("role"),
                 status=(EmployeeStatus.ACTIVE if clean["status"] == EmployeeStatus.LEFT
                         else clean["status"]),
                 check=False,
@@ -754,6 +787,8 @@ def _help_lines() -> Iterator[tuple[str, str, str]]:
     yield "手机 / phone, 邮箱 / email", "", ""
     yield "用工类型 / employment_type", "", "全职 / 兼职 / 外包代理 / 实习"
     yield "工资号 / payroll_number", "", _("Optional; unique when given.")
+    yield "角色 / role", "", _("The role's name or code (销售代表, 销售经理…): what the employee may do "
+                               "and which records they see. \"-\" takes the role away.")
     yield "状态 / status", "", _("在职, 试用 or 离职 (离职 needs a leave date).")
     yield "交接人工号 / successor_number", "", _("For a leaver: who takes over their customers "
                                                 "and opportunities.")
