@@ -170,6 +170,19 @@ def test_same_seed_gives_the_same_company_and_another_seed_another(small):
 
 
 @pytest.mark.django_db
+def test_a_wipe_leaves_no_roll_up_behind(small):
+    from weiying.performance.models import DailyFact, DepartmentMonth, Kpi
+    from weiying.reports.models_funnel import FunnelPosition, FunnelStay
+
+    assert DailyFact.objects.exists() and FunnelPosition.objects.exists()
+    wipe()  # inside the test's transaction: the module's company comes back afterwards
+
+    for model in (DailyFact, DepartmentMonth, FunnelPosition, FunnelStay):
+        assert not model.objects.exists(), model
+    assert Kpi.objects.exists()
+
+
+@pytest.mark.django_db
 def test_xl_shrinks_with_scale_and_keeps_a_seven_level_pyramid():
     summary = generate(size="xl", scale=0.001, seed=3, fresh=True, today=TODAY)
     assert "employees" in summary

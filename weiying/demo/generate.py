@@ -232,7 +232,10 @@ def _wiped_models() -> list[type[models.Model]]:
     every = apps.get_models(include_auto_created=True)
     base = {
         m for m in every
-        if m._meta.app_label in {"org", "customers", "catalog", "pipeline", "finance"}
+        # performance and reports: the roll-ups (the funnel's hold ids, not foreign keys),
+        # targets, commissions, scores and schedules
+        if m._meta.app_label in {"org", "customers", "catalog", "pipeline", "finance",
+                                 "performance", "reports"}
         and m not in keep
     } | {AuditLog, DomainEvent, EventHandling}
     ours = [m for m in every if m.__module__.startswith("weiying.") or m._meta.auto_created]
