@@ -124,6 +124,17 @@ def test_manager_dashboard_ranks_every_member_zeros_included(figures: SimpleName
     assert value(board, "win_rate").value == Decimal(2) / Decimal(4)
 
 
+def test_a_manager_view_larger_than_the_limit_lists_the_people_with_figures_first(
+        figures: SimpleNamespace) -> None:
+    c = figures
+    with mock.patch.object(dashboards, "MEMBER_LIMIT", 2):
+        board = dashboards.manager_dashboard(user_of(c.manager_a), None, MARCH)
+    members = board.table("members")
+    # three members, two of them with figures: the one without drops out, the rest is a link
+    assert [row[1].value for row in members.rows] == [c.rep_a.name, c.rep_a2.name]
+    assert "tab=rankings" in members.more
+
+
 def test_director_dashboard_equals_the_selectors(figures: SimpleNamespace) -> None:
     c = figures
     user = user_of(c.director)

@@ -63,6 +63,9 @@ TABLE_MEASURES = ["signed_amount", "collected", "new_customers", "opportunities"
                   "followups"]
 TOP_REPS = 10
 SHOWN_ROWS = 100  # a table longer than this shows its first rows; the export holds them all
+# The manager view of a department larger than this (headquarters, say) ranks the people with
+# figures and lists the first of them; the rankings page pages through everyone.
+MEMBER_LIMIT = 2000
 TOP_MEASURES = ["signed_amount", "collected", "new_customers", "won", "lost"]
 TREND_MONTHS = 12
 FORECAST_MONTHS = 3
@@ -575,11 +578,21 @@ def manager_dashboard(user: Any, department: Department | int | None,
                              _targets(user, None, department, period))
     people_figures = selectors.by_employee(user, period=period, department=department,
                                            measures=measures)
-    people = {e.pk: e for e in selectors.members(department, period)
-              .select_related("department")}
-    order = _rank(people_figures, sorted(set(people) | set(people_figures)))
-    board.tables.append(_people_table("members", _("Members ranked"), people_figures, people,
-                                      order, kpis, period))
+    members = selectors.members(department, period)
+    if members.count() <= MEMBER_LIMIT:
+        people = {e.pk: e for e in members.select_related("department")}
+        order = _rank(people_figures, sorted(set(people) | set(people_figures)))
+        more = ""
+    else:
+        order = _rank(people_figures, list(people_figures))[:MEMBER_LIMIT]
+        people = {e.pk: e for e in Employee.objects.filter(pk__in=order)
+                  .select_related("department")}
+        more = link("performance:overview", tab="rankings", department=department.pk,
+                    period=_period_query(period))
+    table = _people_table("members", _("Members ranked"), people_figures, people, order, kpis,
+                          period)
+    table.more = more
+    board.tables.append(table)
     days = selectors.daily(user, period=period, department=department, measures=measures)
     series = {period.start + dt.timedelta(days=i): days.get(period.start + dt.timedelta(days=i),
                                                                 {})
