@@ -113,6 +113,15 @@ def user_of(employee: Any) -> Any:
 
 
 @pytest.fixture
+def english() -> Any:
+    """The test runs in English: messages are asserted as their msgids."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
 def events_at_once(monkeypatch: Any, db: Any) -> Any:
     """Dispatch each event the moment it is emitted, in order, instead of after a commit that a
     test's transaction never makes; and fail the test if any subscriber failed."""

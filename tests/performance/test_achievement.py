@@ -24,12 +24,8 @@ D = Decimal
 
 
 @pytest.fixture(autouse=True)
-def _english() -> Any:
+def _english(english: None) -> None:
     """Messages are asserted in English (the msgids); the pages ask for English too."""
-    from django.utils import translation
-
-    with translation.override("en"):
-        yield
 
 
 @pytest.fixture
