@@ -75,3 +75,21 @@ def opportunity(owner: Any, amount: str, created: dt.datetime, *moves: tuple[str
                 opp_services.move_stage(actor=None, opportunity=opp, stage=named[target])
         opp.refresh_from_db()
     return opp
+
+
+def signed_contract(company: Any, owner: Any, customer: Any, signed_on: dt.date, *,
+                    lines: list[dict[str, Any]], title: str) -> Any:
+    """A contract made by its owner, approved by their manager when it needs approval, and
+    signed by finance on `signed_on`."""
+    from tests.conftest import user_of
+    from weiying.pipeline.services import contracts
+
+    contract = contracts.create_contract(actor=user_of(owner), customer=customer, title=title,
+                                         lines=lines)
+    contract = contracts.submit_contract(actor=user_of(owner), contract=contract)
+    if contract.status == "pending_approval":
+        manager = (company.manager_a if owner.department_id == company.team_a.pk
+                   else company.manager_b)
+        contract = contracts.approve_contract(actor=user_of(manager), contract=contract)
+    return contracts.sign_contract(actor=user_of(company.finance), contract=contract,
+                                   signed_on=signed_on)

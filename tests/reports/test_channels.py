@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import user_of
-from tests.reports.conftest import at, frozen
+from tests.reports.conftest import at, frozen, signed_contract
 from weiying.catalog.models import Product
 from weiying.core.errors import PermissionDenied
 from weiying.core.models import AuditLog
@@ -30,18 +30,8 @@ NOV = {"start": "2026-11-01", "end": "2026-11-30"}
 
 
 @pytest.fixture(autouse=True)
-def events_at_once(monkeypatch: Any, db: Any) -> Any:
-    """Dispatch each event when emitted (the finance layer books from them), and fail the test
-    if a subscriber failed."""
-    from django.db import transaction
-
-    from weiying.core import events
-    from weiying.core.models import EventHandling
-
-    monkeypatch.setattr(events, "transaction", SimpleNamespace(
-        atomic=transaction.atomic, on_commit=lambda fn, using=None, robust=False: fn()))
-    yield
-    assert list(EventHandling.objects.filter(status="failed").values_list("error")) == []
+def _events(events_at_once: None) -> None:
+    """The finance layer books from the events: dispatch them at once."""
 
 
 def _lead(owner: Any, moment: dt.datetime, *, channel: str = "", source: str = "form",
@@ -55,16 +45,9 @@ def _lead(owner: Any, moment: dt.datetime, *, channel: str = "", source: str = "
 
 def _deal(company: Any, customer: Any, owner: Any, boxes: int, signed_on: dt.date,
           box: Product) -> Any:
-    contract = svc.create_contract(
-        actor=user_of(owner), customer=customer, title="渠道测试",
-        lines=[{"product": box, "quantity": str(boxes), "unit_price": "1130.00"}])
-    contract = svc.submit_contract(actor=user_of(owner), contract=contract)
-    if contract.status == "pending_approval":
-        manager = company.manager_a if owner.department_id == company.team_a.pk \
-            else company.manager_b
-        contract = svc.approve_contract(actor=user_of(manager), contract=contract)
-    return svc.sign_contract(actor=user_of(company.finance), contract=contract,
-                             signed_on=signed_on)
+    return signed_contract(company, owner, customer, signed_on, title="渠道测试",
+                           lines=[{"product": box, "quantity": str(boxes),
+                                   "unit_price": "1130.00"}])
 
 
 @pytest.fixture

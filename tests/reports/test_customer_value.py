@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import user_of
+from tests.reports.conftest import signed_contract
 from tests.reports.test_channels import API_NAMES, api_get, api_status
 from weiying.catalog.models import Product
 from weiying.core.errors import PermissionDenied, ValidationFailed
@@ -25,17 +26,9 @@ YEAR = {"start": "2026-01-01", "end": "2026-11-30"}
 
 
 def _deal(company: Any, customer: Any, signed_on: dt.date, *lines: tuple[Product, int]) -> Any:
-    owner = customer.owner
-    contract = svc.create_contract(
-        actor=user_of(owner), customer=customer, title="价值测试",
-        lines=[{"product": p, "quantity": str(q), "unit_price": "1000.00"} for p, q in lines])
-    contract = svc.submit_contract(actor=user_of(owner), contract=contract)
-    if contract.status == "pending_approval":
-        manager = company.manager_a if owner.department_id == company.team_a.pk \
-            else company.manager_b
-        contract = svc.approve_contract(actor=user_of(manager), contract=contract)
-    return svc.sign_contract(actor=user_of(company.finance), contract=contract,
-                             signed_on=signed_on)
+    return signed_contract(company, customer.owner, customer, signed_on, title="价值测试",
+                           lines=[{"product": p, "quantity": str(q), "unit_price": "1000.00"}
+                                  for p, q in lines])
 
 
 @pytest.fixture
