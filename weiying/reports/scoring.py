@@ -309,31 +309,30 @@ def current_models() -> dict[str, ScoreModel]:
     return {m.kind: m for m in ScoreModel.objects.defer("pipeline")}
 
 
+def _top(kind: str, visible: Any, limit: int) -> list[tuple[Any, float]]:
+    """The objects of `visible` (a scoped queryset) with the highest scores of `kind`: walks
+    the score index from the top and keeps the ids inside the scope."""
+    scores = list(Score.objects.filter(kind=kind, object_id__in=visible.values("pk"))
+                  .order_by("-probability", "object_id")
+                  .values_list("object_id", "probability")[:limit])
+    found = visible.select_related("owner").in_bulk([pk for pk, _p in scores])
+    return [(found[pk], p) for pk, p in scores if pk in found]
+
+
 def top_open_leads(user: Any, *, limit: int = 20) -> list[tuple[Any, float]]:
     """The open leads in the user's scope with the highest win probability."""
     from weiying.pipeline.models import Lead
 
-    visible = scoped(Lead.objects.filter(status__in=OPEN_LEAD_STATUSES), user)
-    # Walks the score index from the top and keeps the ids inside the scope.
-    scores = list(Score.objects.filter(kind=ScoreKind.LEAD_WIN,
-                                       object_id__in=visible.values("pk"))
-                  .order_by("-probability", "object_id")
-                  .values_list("object_id", "probability")[:limit])
-    leads = visible.select_related("owner").in_bulk([pk for pk, _p in scores])
-    return [(leads[pk], p) for pk, p in scores if pk in leads]
+    return _top(ScoreKind.LEAD_WIN,
+                scoped(Lead.objects.filter(status__in=OPEN_LEAD_STATUSES), user), limit)
 
 
 def top_customers(user: Any, *, limit: int = 20) -> list[tuple[Any, float]]:
     """The customers in the user's scope most likely to sign again within a year."""
     from weiying.customers.models import Customer
 
-    visible = scoped(Customer.objects.filter(merged_into__isnull=True), user)
-    scores = list(Score.objects.filter(kind=ScoreKind.REPURCHASE,
-                                       object_id__in=visible.values("pk"))
-                  .order_by("-probability", "object_id")
-                  .values_list("object_id", "probability")[:limit])
-    customers = visible.select_related("owner").in_bulk([pk for pk, _p in scores])
-    return [(customers[pk], p) for pk, p in scores if pk in customers]
+    return _top(ScoreKind.REPURCHASE,
+                scoped(Customer.objects.filter(merged_into__isnull=True), user), limit)
 
 
 def score_of(kind: str, object_id: int) -> Score | None:
