@@ -135,9 +135,12 @@ def rebuild(*, families: Iterable[str] | None = None) -> dict[str, Any]:
         everything = set(families) == set(FAMILIES)
         if everything and connection.vendor == "postgresql":
             # Deferred foreign-key checks still pending in this transaction would refuse the
-            # TRUNCATE; run them now.
+            # TRUNCATE; run them now, then defer them again: the setting lasts to the end of the
+            # transaction, and a caller's transaction (the demo's wipe, say) relies on them
+            # being deferred.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"TRUNCATE {FACT}, {MONTH}")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         else:
             cursor.execute(f"DELETE FROM {FACT} WHERE measure IN ({measures})")
             cursor.execute(f"DELETE FROM {MONTH} WHERE measure IN ({measures})")
