@@ -183,6 +183,25 @@ def test_a_wipe_leaves_no_roll_up_behind(small):
 
 
 @pytest.mark.django_db
+def test_each_reps_monthly_target_is_a_tenth_above_their_average_rounded_up_to_1000(small):
+    from django.db.models import Sum
+
+    from weiying.performance.models import DailyFact, Target
+
+    totals = dict(DailyFact.objects.filter(measure="signed_amount", line="",
+                                           employee__role__code="rep")
+                  .values_list("employee_id").annotate(v=Sum("value")))
+    assert len(totals) > 10
+    months = 3  # the small company's history
+    for pk, fen in sorted(totals.items())[:20]:
+        target = Target.objects.filter(kpi__code="signed_amount", employee_id=pk,
+                                       kind="month").first()
+        stretched = Decimal(fen) / 100 / months * Decimal("1.1")
+        assert stretched <= target.value < stretched + 1000, (pk, fen, target.value)
+        assert target.value % 1000 == 0
+
+
+@pytest.mark.django_db
 def test_xl_shrinks_with_scale_and_keeps_a_seven_level_pyramid():
     summary = generate(size="xl", scale=0.001, seed=3, fresh=True, today=TODAY)
     assert "employees" in summary

@@ -1,5 +1,6 @@
 """The demo company's targets, commission plan and marketing spend, so the performance pages
-have something to measure against and channel economics a cost to divide by: each rep's monthly targets for the signed amount, cash collected and leads, a
+have something to measure against and channel economics a cost to divide by: each rep's
+monthly targets for the signed amount, cash collected and leads, a
 tenth above what they averaged over the history (rounded to ¥1,000), each department's the sum
 of its people's (so the bottom-up check balances), for the twelve months before today and this
 month; and one banded commission plan on cash collected.
@@ -26,8 +27,8 @@ from weiying.org.models import Department, Employee
 from weiying.performance.models import DailyFact, Kpi, Target
 
 # KPI → (measure, how a target is rounded up)
-TARGETED = {"signed_amount": ("signed_amount", Decimal("100000")),
-            "collected": ("collected", Decimal("100000")),
+TARGETED = {"signed_amount": ("signed_amount", Decimal("1000")),
+            "collected": ("collected", Decimal("1000")),
             "leads": ("leads", Decimal("1"))}
 STRETCH = Decimal("1.1")
 
