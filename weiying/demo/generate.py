@@ -49,7 +49,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from weiying.catalog.models import Product
-from weiying.core import audit, tree
+from weiying.core import audit, statistics, tree
 from weiying.core.models import AuditLog, DomainEvent, EventHandling
 from weiying.core.money import allocate, money, split_vat
 from weiying.customers.models import (
@@ -203,6 +203,7 @@ def generate(
         from weiying.demo import performance
 
         performance.seed(today, history_months=spec.months)
+    statistics.refresh(full=True)  # a bulk load: the planner has no statistics of it yet
     seconds = time.monotonic() - started
     logger.info("demo generated", extra={"size": size, "seed": seed, "ms": int(seconds * 1000)})
     c = writer.counts

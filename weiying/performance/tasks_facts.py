@@ -5,6 +5,7 @@ from the records once a day, before the morning's summary cards are sent."""
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, lock_task
 
+from weiying.core import statistics
 from weiying.performance import facts
 
 
@@ -15,4 +16,5 @@ def rebuild_facts_nightly() -> dict:
 
     result = facts.rebuild()
     result["funnel"] = rollup.rebuild()
+    statistics.refresh()  # once a night, while it is quiet
     return result
