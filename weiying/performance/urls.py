@@ -1,11 +1,9 @@
-"""Performance desk routes (namespace "performance"); the commission pages, when present, come
-from weiying.performance.urls_commissions under commissions/."""
-
-import importlib
+"""Performance desk routes (namespace "performance"); the commission pages come from
+weiying.performance.urls_commissions under commissions/."""
 
 from django.urls import include, path
 
-from weiying.performance import views
+from weiying.performance import urls_commissions, views
 
 app_name = "performance"
 
@@ -16,12 +14,5 @@ urlpatterns = [
     path("targets/<int:pk>/decompose/", views.target_decompose, name="target_decompose"),
     path("targets/import/", views.target_import, name="target_import"),
     path("kpis/", views.kpi_list, name="kpis"),
+    path("commissions/", include(urls_commissions.urlpatterns)),
 ]
-
-try:
-    _commissions = importlib.import_module("weiying.performance.urls_commissions")
-except ModuleNotFoundError as exc:
-    if exc.name != "weiying.performance.urls_commissions":
-        raise
-else:
-    urlpatterns.append(path("commissions/", include(_commissions.urlpatterns)))

@@ -1,24 +1,23 @@
 """The analysis desk (/reports/). Each area keeps its views and routes in its own module
-(`views_<area>.py` exposing `urlpatterns`), so the areas grow apart without touching here."""
-
-import importlib
+(`views_<area>.py` exposing `urlpatterns`)."""
 
 from django.urls import path
 
-from weiying.reports import views
+from weiying.reports import (
+    views,
+    views_activity,
+    views_channels,
+    views_customers,
+    views_dashboards,
+    views_forecast,
+    views_funnel,
+    views_schedules,
+    views_scoring,
+)
 
 app_name = "reports"
 
 urlpatterns = [path("", views.index, name="index")]
-
-for _module in ["weiying.reports.views_funnel", "weiying.reports.views_forecast",
-                "weiying.reports.views_activity", "weiying.reports.views_channels",
-                "weiying.reports.views_customers", "weiying.reports.views_scoring",
-                "weiying.reports.views_dashboards", "weiying.reports.views_schedules"]:
-    try:
-        _mod = importlib.import_module(_module)
-    except ModuleNotFoundError as exc:
-        if exc.name != _module:
-            raise
-        continue
-    urlpatterns += _mod.urlpatterns
+for _area in (views_funnel, views_forecast, views_activity, views_channels, views_customers,
+              views_scoring, views_dashboards, views_schedules):
+    urlpatterns += _area.urlpatterns

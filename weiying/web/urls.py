@@ -1,5 +1,3 @@
-import importlib
-
 from django.urls import include, path
 
 from weiying.web import views
@@ -16,8 +14,7 @@ urlpatterns = [
 # Each app's HTML pages live in its own urls.py under its own top-level namespace
 # ("pipeline:…", "customers:…", "mobile:…"): weiying.conf.urls mounts `area_urlpatterns` at
 # the root, outside the "web" namespace of this module.
-area_urlpatterns: list = []
-for _prefix, _module in [
+AREAS = [
     ("customers/", "weiying.customers.urls"),
     ("pipeline/", "weiying.pipeline.urls"),
     ("org/", "weiying.org.urls"),
@@ -25,13 +22,6 @@ for _prefix, _module in [
     ("catalog/", "weiying.catalog.urls"),
     ("performance/", "weiying.performance.urls"),
     ("reports/", "weiying.reports.urls"),
-]:
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError as exc:
-        if exc.name != _module:
-            raise
-        continue
-    area_urlpatterns.append(path(_prefix, include(_module)))
-
-area_urlpatterns.append(path("m/", include("weiying.web.mobile_urls")))
+    ("m/", "weiying.web.mobile_urls"),
+]
+area_urlpatterns: list = [path(prefix, include(module)) for prefix, module in AREAS]
