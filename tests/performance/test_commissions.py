@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.urls import include, path
 
 from tests.conftest import user_of
 from tests.finance.conftest import buyer, deal, products  # noqa: F401 - fixtures
@@ -19,7 +18,7 @@ from tests.performance.helpers import put_facts
 from weiying.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from weiying.core.models import AuditLog, DomainEvent
 from weiying.performance import commissions as svc
-from weiying.performance import targets, urls_commissions
+from weiying.performance import targets
 from weiying.performance.models import CommissionStatement
 from weiying.performance.selectors import Period
 from weiying.pipeline.services import contracts as contracts_svc
@@ -34,29 +33,8 @@ API = "/api/commissions"
 
 
 @pytest.fixture(autouse=True)
-def english() -> Any:
-    from django.utils import translation
-
-    with translation.override("en"):
-        yield
-
-
-def _performance_urls_exist() -> bool:
-    try:
-        import weiying.performance.urls  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
-# Until weiying.performance.urls (which includes the commission routes under "commissions/")
-# lands, this module serves them itself under the same namespace and path.
-if not _performance_urls_exist():
-    from weiying.conf.urls import urlpatterns as _site
-
-    urlpatterns = [path("performance/", include(([path("commissions/", include(
-        urls_commissions.urlpatterns))], "performance"))), *_site]
-    pytestmark = pytest.mark.urls(__name__)
+def _english(english: None) -> None:
+    """Messages are asserted in English (the msgids)."""
 
 
 def plan(company: Any, **options: Any) -> Any:
@@ -188,6 +166,25 @@ def test_only_a_submitted_statement_is_approved_and_rejection_needs_a_reason(
         submitted(company, rejected)
     again = svc.recompute_statement(actor=user_of(company.finance), statement=rejected)
     assert (again.pk, again.status, again.rejected_reason) == (statement.pk, "draft", "")
+
+
+def test_the_first_of_the_month_drafts_last_months_statements_and_keeps_submitted_ones(
+        company: Any, march: Any) -> None:
+    from weiying.performance.tasks_commissions import draft_last_month
+
+    submitted(company, march[company.rep_b.pk])
+    put_facts([(company.rep_a, dt.date(2026, 3, 20), "collected", 1_000_000)])
+
+    result = draft_last_month(today=dt.date(2026, 4, 1))
+
+    again = {s.employee_id: s for s in result.statements}
+    assert again[company.rep_a.pk].basis == Decimal("60000.00")  # the late receipt counted
+    assert again[company.rep_a.pk].status == "draft"
+    assert again[company.rep_a.pk].computed_by is None  # the system, not a login
+    assert company.rep_b.pk not in again
+    assert [e.pk for e, _why in result.skipped] == [company.rep_b.pk]
+    assert CommissionStatement.objects.get(employee=company.rep_b, month=dt.date(2026, 3, 1)
+                                           ).status == "submitted"
 
 
 def test_a_submitted_statement_is_not_recomputed(company: Any, march: Any) -> None:

@@ -594,7 +594,10 @@ def _q4(value: Decimal | None) -> Decimal | None:
 
 
 def _user(actor: Any) -> Any:
-    return actor if getattr(actor, "is_authenticated", False) else None
+    """The login to record as having done it (none for the system's monthly run)."""
+    from django.contrib.auth import get_user_model
+
+    return actor if isinstance(actor, get_user_model()) and actor.is_authenticated else None
 
 
 def _headline(figures: list[LineFigures]) -> Decimal | None:
