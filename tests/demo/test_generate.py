@@ -202,6 +202,17 @@ def test_each_reps_monthly_target_is_a_tenth_above_their_average_rounded_up_to_1
 
 
 @pytest.mark.django_db
+def test_spend_falls_to_the_regions_and_every_product_has_a_cost(small):
+    from weiying.finance.models import MarketingSpend
+
+    spends = MarketingSpend.objects.all()
+    assert spends.count() > 3
+    assert set(spends.values_list("department__depth", flat=True)) == {2}
+    for product in Product.objects.all():
+        assert 0 < product.standard_cost < product.list_price, product.code
+
+
+@pytest.mark.django_db
 def test_xl_shrinks_with_scale_and_keeps_a_seven_level_pyramid():
     summary = generate(size="xl", scale=0.001, seed=3, fresh=True, today=TODAY)
     assert "employees" in summary

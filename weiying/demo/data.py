@@ -165,6 +165,10 @@ PRODUCTS = [
     ("YF-LABEL", "标签打印耗材（箱）", "配件耗材", "箱", "360.00", G, 90, True),
     ("YF-FILTER", "传感器滤芯（套）", "配件耗材", "套", "220.00", G, 180, True),
 ]
+# What a unit costs, as a share of its price before VAT, by category: what the gross margin
+# (recognised revenue less cost of sales) is taken from.
+COST_SHARE = {"软件订阅": Decimal("0.15"), "专业服务": Decimal("0.45"),
+              "智能硬件": Decimal("0.62"), "配件耗材": Decimal("0.55")}
 # Typical quantities per product code: (low, high).
 QUANTITIES = {
     "YF-SAAS-STD": (5, 60), "YF-SAAS-PRO": (5, 40), "YF-SAAS-ENT": (10, 80),

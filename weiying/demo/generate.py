@@ -644,6 +644,8 @@ class _Generator:
             product, _created = Product.objects.update_or_create(code=code, defaults={
                 "name": name, "category": category, "unit": unit, "list_price": Decimal(price),
                 "vat_rate": rate, "lifecycle_days": lifecycle, "is_active": True,
+                "standard_cost": money(Decimal(price) / (1 + Decimal(rate))
+                                       * data.COST_SHARE[category]),
             })
             self.products.append(product)
         self.for_individuals = [p for p, row in zip(self.products, data.PRODUCTS, strict=True)

@@ -83,6 +83,8 @@ LEAD_COST = {"百度推广": 180, "抖音": 120, "巨量引擎": 150, "官网表
 
 
 def _spend(today: dt.date) -> int:
+    """Each paid channel's month of spend, split over the regions (the departments below the
+    top) by the leads each brought in, so a regional director sees what their leads cost."""
     import random
 
     from django.db.models.functions import TruncMonth
@@ -91,18 +93,25 @@ def _spend(today: dt.date) -> int:
     from weiying.pipeline.models import Lead
 
     rng = random.Random(7)
-    rows = []
+    width = 2 * tree.SEGMENT
+    regions = dict(Department.objects.filter(depth__lte=2).values_list("path", "pk"))
     per_month = (Lead.objects.exclude(channel="").annotate(m=TruncMonth("created_at"))
-                 .values_list("channel", "m").annotate(n=models.Count("pk"))
-                 .order_by("m", "channel"))
-    for channel, month, n in per_month:
-        cost = next((c for prefix, c in LEAD_COST.items() if channel.startswith(prefix)), 0)
+                 .values_list("channel", "m", "department__path").annotate(n=models.Count("pk"))
+                 .order_by("m", "channel", "department__path"))
+    leads: dict[tuple[str, dt.date, int | None], int] = defaultdict(int)
+    for channel, month, path, n in per_month:
         month = month.date() if isinstance(month, dt.datetime) else month
+        leads[(channel, month, regions.get((path or "")[:width]))] += n
+    rows = []
+    for (channel, month, region), n in sorted(leads.items(), key=lambda kv: (
+            kv[0][1], kv[0][0], kv[0][2] or 0)):
+        cost = next((c for prefix, c in LEAD_COST.items() if channel.startswith(prefix)), 0)
         if not cost or month > today:
             continue
         amount = Decimal(round(n * cost * rng.uniform(0.85, 1.15), -2))
-        rows.append(MarketingSpend(channel=channel, spent_on=month, amount=amount,
-                                   note="demo"))
+        if amount > 0:
+            rows.append(MarketingSpend(channel=channel, spent_on=month, amount=amount,
+                                       department_id=region, note="demo"))
     MarketingSpend.objects.bulk_create(rows)
     return len(rows)
 
