@@ -70,8 +70,8 @@ def test_kanban_page_renders_with_totals(company, deals, login):
     assert response.status_code == 200
     assert "¥60,000.50" in html
     assert "¥26,000.25" in html
-    assert "A2" in html and "A3" in html
-    assert "B1" not in html
+    assert "客户A2" in html and "客户A3" in html
+    assert "客户B1" not in html
 
 
 def test_kanban_page_for_rep_b_shows_only_their_deal(company, deals, login):
