@@ -231,3 +231,35 @@ def test_a_running_month_is_compared_with_the_same_days_before(company: Any,
     ended = compare(admin, period=Period.month(2026, 3), today=dt.date(2026, 4, 2),
                     employee=rep)
     assert ended["previous"]["leads"] == 2 and ended["year_ago"]["leads"] == 2
+
+
+def _schema(table: str) -> set[tuple[str, str]]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [table])
+        rows = set(cursor.fetchall())
+        cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                       "WHERE conrelid = %s::regclass", [table])
+        return rows | set(cursor.fetchall())
+
+
+@pytest.mark.django_db
+def test_the_bulk_rebuild_puts_back_every_index_and_constraint(company):
+    from django.db import IntegrityError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the bulk path (indexes dropped and rebuilt) is PostgreSQL's")
+    before = {t: _schema(t) for t in (facts.FACT, facts.MONTH)}
+    log_followup(actor=user_of(company.rep_a), kind="call", note="一次",
+                 customer=make_customer("重建公司", company.rep_a))
+
+    steps = facts.rebuild()
+
+    assert {t: _schema(t) for t in (facts.FACT, facts.MONTH)} == before
+    assert steps["indexes"][0] >= 5  # the facts' four indexes and keys, the months' own
+    row = DailyFact.objects.get(employee=company.rep_a, measure="followups")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DailyFact.objects.create(day=row.day, employee=row.employee, department=row.department,
+                                 department_path=row.department_path, measure="followups",
+                                 value=1)

@@ -133,14 +133,19 @@ def rebuild(*, families: Iterable[str] | None = None) -> dict[str, Any]:
     with transaction.atomic(), connection.cursor() as cursor:
         timings["assignments_opened"] = history.ensure_all()
         everything = set(families) == set(FAMILIES)
-        if everything and connection.vendor == "postgresql":
+        bulk = everything and connection.vendor == "postgresql"
+        if bulk:
             # Deferred foreign-key checks still pending in this transaction would refuse the
-            # TRUNCATE; run them now, then defer them again: the setting lasts to the end of the
-            # transaction, and a caller's transaction (the demo's wipe, say) relies on them
-            # being deferred.
+            # TRUNCATE and the ALTER TABLEs; run them now (deferred again at the end: the
+            # setting lasts the transaction, and a caller's transaction, the demo's wipe say,
+            # relies on deferred checks).
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"TRUNCATE {FACT}, {MONTH}")
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            # Millions of rows load faster into a bare table whose indexes and constraints are
+            # built once afterwards than row by row into six indexes and two foreign keys.
+            cursor.execute("SET LOCAL work_mem = '128MB'")
+            cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            bare = _strip(cursor, FACT) + _strip(cursor, MONTH)
         else:
             cursor.execute(f"DELETE FROM {FACT} WHERE measure IN ({measures})")
             cursor.execute(f"DELETE FROM {MONTH} WHERE measure IN ({measures})")
@@ -159,6 +164,12 @@ def rebuild(*, families: Iterable[str] | None = None) -> dict[str, Any]:
             f"department_path, {_month_of('day')}, measure, line HAVING SUM(value) <> 0"
         )
         timings["months"] = (max(cursor.rowcount, 0), round(time.perf_counter() - t, 2))
+        if bulk:
+            t = time.perf_counter()
+            for statement in bare:
+                cursor.execute(statement)
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            timings["indexes"] = (len(bare), round(time.perf_counter() - t, 2))
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {FACT}")
@@ -166,6 +177,30 @@ def rebuild(*, families: Iterable[str] | None = None) -> dict[str, Any]:
     timings["seconds"] = round(time.perf_counter() - started, 2)
     log.info("performance facts rebuilt: %s", timings)
     return timings
+
+
+def _strip(cursor: Any, table: str) -> list[str]:
+    """PostgreSQL: drop the table's secondary indexes, unique constraints and foreign keys
+    (the primary key stays); returns the statements that put them back as they were."""
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype IN ('u', 'f') ORDER BY contype DESC, conname",
+        [table])
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename = %s AND indexname NOT IN (SELECT conname FROM pg_constraint "
+        "WHERE conrelid = %s::regclass) ORDER BY indexname", [table, table])
+    indexes = cursor.fetchall()
+    for name, _definition in constraints:
+        cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _definition in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    # Indexes first, then the unique constraints (their own index), then the foreign keys
+    # (each checked in one pass over the table).
+    return ([definition for _name, definition in indexes]
+            + [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
+               for name, definition in constraints])
 
 
 def move_paths(old_path: str, new_path: str) -> int:

@@ -71,7 +71,9 @@ class DailyFact(models.Model):
     scope = ScopeRule(owner="employee", department="department", follows_owner=False)
 
     day = models.DateField()
-    employee = models.ForeignKey("org.Employee", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique constraint's index leads with the employee.
+    employee = models.ForeignKey("org.Employee", on_delete=models.CASCADE, related_name="+",
+                                 db_index=False)
     department = models.ForeignKey("org.Department", on_delete=models.PROTECT,
                                    related_name="+")
     department_path = models.CharField(max_length=255)
