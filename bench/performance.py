@@ -19,12 +19,11 @@ import argparse
 import datetime as dt
 import os
 import platform
-import sys
 import time
 from typing import Any
 
 from bench import run
-from bench.run import HERE, Row
+from bench.run import Row
 
 TZ = "Asia/Shanghai"
 
@@ -381,12 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_dashboard(args.runs)
     if "funnel" in only:
         rows += bench_funnel(args.runs)
-    table = _table(rows, args, tag, data_date)
-    print(table)
-    out = HERE / "results" / f"{run._today():%Y-%m-%d}-performance-{args.db}.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(table, encoding="utf-8")
-    print(f"written to {out.relative_to(HERE.parent)}", file=sys.stderr)
+    run.publish(_table(rows, args, tag, data_date),
+                f"{run._today():%Y-%m-%d}-performance-{args.db}.md")
     return 0
 
 

@@ -548,13 +548,17 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in (args.import_sizes or default_sizes[args.size]).split(",")]
     rows += bench_import(sizes)
 
-    table = _table(rows, args, tag, data_date)
+    publish(_table(rows, args, tag, data_date), f"{_today():%Y-%m-%d}-{args.db}.md")
+    return 0
+
+
+def publish(table: str, name: str) -> None:
+    """Show a benchmark's table (this is a command-line tool) and keep it in bench/results/."""
     print(table)
-    out = HERE / "results" / f"{_today():%Y-%m-%d}-{args.db}.md"
+    out = HERE / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(table, encoding="utf-8")
     print(f"written to {out.relative_to(HERE.parent)}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ import argparse
 import os
 import platform
 import random
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from bench import run
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/"
@@ -201,12 +202,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{label}; Python {platform.python_version()}, {os.cpu_count()} CPUs, load "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; shared {args.shared}, "
               f"tagged {args.tagged}, seed {args.seed}."]
-    table = _table(rows, header)
-    print(table)
-    out = HERE / "results" / f"{time.strftime('%Y-%m-%d')}-wechat_sync-{args.db}.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(table, encoding="utf-8")
-    print(f"written to {out.relative_to(HERE.parent)}", file=sys.stderr)
+    run.publish(_table(rows, header), f"{time.strftime('%Y-%m-%d')}-wechat_sync-{args.db}.md")
     return 0
 
 
