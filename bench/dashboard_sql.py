@@ -4,12 +4,12 @@
 `hand_director(cursor, department_path, start, end)` reads what the dashboard reads for a
 viewer who sees the whole subtree:
 - the headline measures of the period, the period before and the same period a year earlier
-  (three ranges over performance_departmentmonth, whole months);
-- the child departments' measures (one range, grouped by the child's path prefix; the
-  department's own members under its own path);
-- the 12 months up to the period's last month (one range, grouped by month);
-- everyone's measures over the period from performance_dailyfact (one range), of which the
-  ten best by signed amount, then collected, then id;
+  (the department's subtree months, whole months; the department is at depth ≤ 4);
+- the child departments' measures (their subtree months; the department's own members from
+  its department months, under its own path);
+- the 12 months up to the period's last month (the subtree months, grouped by month);
+- everyone's measures over the period from performance_dailyfact (one range per measure and
+  month), of which the ten best by signed amount, then collected, then id;
 - the open pipeline by expected close month, for the three months from `today`.
 
 `hand_figures(hand)` and `board_figures(board)` put both into the same comparable shape:
@@ -48,13 +48,21 @@ def _in(names: tuple[str, ...]) -> str:
     return ", ".join(f"'{n}'" for n in names)
 
 
-def _months_total(cursor: Any, path: str, start: dt.date, end: dt.date) -> dict[str, int]:
+def _months_total(cursor: Any, department: int, start: dt.date, end: dt.date) -> dict[str, int]:
     cursor.execute(
-        f"SELECT measure, SUM(value) FROM performance_departmentmonth "
-        f"WHERE department_path >= %s AND department_path < %s AND line = '' "
-        f"AND month >= %s AND month <= %s AND measure IN ({_in(MEASURES)}) GROUP BY measure",
-        [path, _upper(path), start, end])
+        f"SELECT measure, SUM(value) FROM performance_subtreemonth "
+        f"WHERE department_id = %s AND line = '' AND month >= %s AND month <= %s "
+        f"AND measure IN ({_in(MEASURES)}) GROUP BY measure",
+        [department, start, end])
     return {m: int(v) for m, v in cursor.fetchall()}
+
+
+def _months(start: dt.date, end: dt.date) -> list[dt.date]:
+    out, day = [], start
+    while day <= end:
+        out.append(day)
+        day = _first_of(day, -1)
+    return out
 
 
 def _shift_year(day: dt.date) -> dt.date:
@@ -69,34 +77,39 @@ def hand_director(cursor: Any, department_path: str, start: dt.date, end: dt.dat
     """The dashboard's figures for the subtree at `department_path` over whole months
     [start, end]."""
     path, upper = department_path, _upper(department_path)
+    department = int(path[-SEGMENT:])  # a path's last segment is the department's id
     months = (end.year * 12 + end.month) - (start.year * 12 + start.month) + 1
     prev_end = start - dt.timedelta(days=1)
     prev_start = _first_of(prev_end, months - 1)
     out: dict[str, Any] = {
-        "current": _months_total(cursor, path, start, end),
-        "previous": _months_total(cursor, path, prev_start, prev_end),
-        "year_ago": _months_total(cursor, path, _shift_year(start),
+        "current": _months_total(cursor, department, start, end),
+        "previous": _months_total(cursor, department, prev_start, prev_end),
+        "year_ago": _months_total(cursor, department, _shift_year(start),
                                   _last_of(_shift_year(end).replace(day=1))),
     }
-    width = len(path) + SEGMENT
+    # The children's subtrees from the subtree months, the department's own members from its
+    # department months.
     cursor.execute(
-        f"SELECT CASE WHEN LENGTH(department_path) >= %s THEN SUBSTR(department_path, 1, %s) "
-        f"ELSE department_path END AS child, measure, SUM(value) "
-        f"FROM performance_departmentmonth WHERE department_path >= %s "
-        f"AND department_path < %s AND line = '' AND month >= %s AND month <= %s "
-        f"AND measure IN ({_in(MEASURES)}) GROUP BY 1, measure",
-        [width, width, path, upper, start, end])
+        f"SELECT d.path, s.measure, SUM(s.value) FROM performance_subtreemonth s "
+        f"JOIN org_department d ON d.id = s.department_id WHERE d.parent_id = %s "
+        f"AND s.line = '' AND s.month >= %s AND s.month <= %s "
+        f"AND s.measure IN ({_in(MEASURES)}) GROUP BY d.path, s.measure "
+        f"UNION ALL SELECT department_path, measure, SUM(value) "
+        f"FROM performance_departmentmonth WHERE department_id = %s AND line = '' "
+        f"AND month >= %s AND month <= %s AND measure IN ({_in(MEASURES)}) "
+        f"GROUP BY department_path, measure",
+        [department, start, end, department, start, end])
     children: dict[str, dict[str, int]] = {}
     for child, measure, value in cursor.fetchall():
         children.setdefault(child, {})[measure] = int(value)
     out["children"] = children
     trend_start = _first_of(end, 11)
     cursor.execute(
-        f"SELECT month, measure, SUM(value) FROM performance_departmentmonth "
-        f"WHERE department_path >= %s AND department_path < %s AND line = '' "
+        f"SELECT month, measure, SUM(value) FROM performance_subtreemonth "
+        f"WHERE department_id = %s AND line = '' "
         f"AND month >= %s AND month <= %s AND measure IN ({_in(MEASURES)}) "
         f"GROUP BY month, measure",
-        [path, upper, trend_start, end])
+        [department, trend_start, end])
     trend: dict[dt.date, dict[str, int]] = {}
     for month, measure, value in cursor.fetchall():
         month = month if isinstance(month, dt.date) else dt.date.fromisoformat(str(month))
@@ -107,10 +120,10 @@ def hand_director(cursor: Any, department_path: str, start: dt.date, end: dt.dat
         "SUM(CASE WHEN measure = 'signed_amount' THEN value ELSE 0 END) AS signed, "
         "SUM(CASE WHEN measure = 'collected' THEN value ELSE 0 END) AS collected "
         "FROM performance_dailyfact WHERE department_path >= %s AND department_path < %s "
-        "AND line = '' AND day >= %s AND day <= %s "
+        "AND line = '' AND month = ANY(%s) AND day >= %s AND day <= %s "
         "AND measure IN ('signed_amount', 'collected', 'new_customers', 'won', 'lost') "
         "GROUP BY employee_id ORDER BY signed DESC, collected DESC, employee_id LIMIT %s",
-        [path, upper, start, end, TOP])
+        [path, upper, _months(start, end), start, end, TOP])
     out["top"] = [(int(e), int(s)) for e, s, _c in cursor.fetchall()]
     if today is None:
         from django.utils import timezone

@@ -16,11 +16,12 @@ from weiying.catalog.models import Product
 from weiying.org import services as org
 from weiying.performance import facts
 from weiying.performance.kpis import Evaluator
-from weiying.performance.models import DailyFact, DepartmentMonth
+from weiying.performance.models import DailyFact, DepartmentMonth, SubtreeMonth
 from weiying.performance.selectors import (
     Period,
     by_child,
     by_employee,
+    by_line,
     compare,
     monthly,
     totals,
@@ -187,6 +188,38 @@ def test_whole_months_and_days_agree(company: Any, worked: dt.date) -> None:
     assert set(people) == {company.rep_a.pk}
 
 
+def test_subtree_months_department_months_and_days_agree(company: Any, worked: dt.date,
+                                                         monkeypatch: Any) -> None:
+    """The three ways a figure is read give the same sums: the subtree months (a department
+    at depth ≤ SUBTREE_DEPTH, or the whole company), the department months (deeper ones) and
+    the daily facts (a span of days)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from weiying.performance import selectors
+
+    admin = user_of(company.admin)
+    march = Period.month(2026, 3)
+    days = Period(march.start, march.end)
+    places = [None, company.hq, company.east, company.team_a]
+
+    def read(period: Period) -> list[Any]:
+        return [(totals(admin, period=period, department=d),
+                 by_line(admin, period=period, department=d)) for d in places]
+
+    with CaptureQueriesContext(connection) as ctx:
+        from_subtrees = read(march)
+    assert sum("performance_subtreemonth" in q["sql"] for q in ctx.captured_queries) == 8
+    assert from_subtrees[0][0]["signed_amount"] > 0 and from_subtrees[0][1]
+    assert from_subtrees == read(days)
+    monkeypatch.setattr(selectors, "SUBTREE_DEPTH", 0)
+    with CaptureQueriesContext(connection) as ctx:
+        from_months = read(march)
+    # Only the whole company's two reads (its roots are at depth 1 whatever the setting).
+    assert sum("performance_subtreemonth" in q["sql"] for q in ctx.captured_queries) == 2
+    assert from_months == from_subtrees
+
+
 def test_a_department_move_carries_its_facts(company: Any, worked: dt.date) -> None:
     admin = user_of(company.admin)
     march = Period.month(2026, 3)
@@ -194,9 +227,12 @@ def test_a_department_move_carries_its_facts(company: Any, worked: dt.date) -> N
     org.move_department(actor=admin, department=company.team_a, parent=company.north)
     assert totals(admin, period=march, department=company.north) == whole
     assert totals(admin, period=march, department=company.east) == {}
+    subtrees = set(SubtreeMonth.objects.values_list("department_id", "month", "measure", "value"))
     kept = fact_rows(), month_rows()
     facts.rebuild()
     assert (fact_rows(), month_rows()) == kept
+    assert set(SubtreeMonth.objects.values_list("department_id", "month", "measure",
+                                                "value")) == subtrees
 
 
 def test_the_scope_limits_the_figures(company: Any, worked: dt.date) -> None:
@@ -250,16 +286,17 @@ def test_the_bulk_rebuild_puts_back_every_index_and_constraint(company):
 
     if connection.vendor != "postgresql":
         pytest.skip("the bulk path (indexes dropped and rebuilt) is PostgreSQL's")
-    before = {t: _schema(t) for t in (facts.FACT, facts.MONTH)}
+    before = {t: _schema(t) for t in (facts.FACT, facts.MONTH, facts.SUBTREE)}
     log_followup(actor=user_of(company.rep_a), kind="call", note="一次",
                  customer=make_customer("重建公司", company.rep_a))
 
     steps = facts.rebuild()
 
-    assert {t: _schema(t) for t in (facts.FACT, facts.MONTH)} == before
+    assert {t: _schema(t) for t in (facts.FACT, facts.MONTH, facts.SUBTREE)} == before
     assert steps["indexes"][0] >= 5  # the facts' four indexes and keys, the months' own
     row = DailyFact.objects.get(employee=company.rep_a, measure="followups")
     with pytest.raises(IntegrityError), transaction.atomic():
-        DailyFact.objects.create(day=row.day, employee=row.employee, department=row.department,
+        DailyFact.objects.create(day=row.day, month=row.month, employee=row.employee,
+                                 department=row.department,
                                  department_path=row.department_path, measure="followups",
                                  value=1)

@@ -30,7 +30,7 @@ from weiying.core import tree
 from weiying.org import services as org
 from weiying.org.models import Assignment, Department
 from weiying.performance import facts
-from weiying.performance.models import DailyFact, DepartmentMonth
+from weiying.performance.models import SUBTREE_DEPTH, DailyFact, DepartmentMonth, SubtreeMonth
 from weiying.performance.selectors import Period, totals
 from weiying.pipeline.models import Contract, FollowUp, Lead, Receipt
 
@@ -240,6 +240,16 @@ class Rollups(RuleBasedStateMachine):
         for _e, day, d, path, m, line, v in self.fact_rows():
             sums[(d, path, day.replace(day=1), m, line)] += v
         assert {(*k, v) for k, v in sums.items() if v} == self.month_rows()
+
+    @invariant()
+    def subtree_months_are_the_sums_below(self) -> None:
+        sums: dict[tuple, int] = defaultdict(int)
+        for _d, path, month, m, line, v in self.month_rows():
+            for depth, ancestor in enumerate(tree.ancestor_ids(path)[:SUBTREE_DEPTH], 1):
+                sums[(ancestor, depth, month, m, line)] += v
+        assert {(*k, v) for k, v in sums.items() if v} == set(
+            SubtreeMonth.objects.values_list("department_id", "depth", "month", "measure",
+                                             "line", "value"))
 
     @invariant()
     def a_department_is_the_sum_of_its_members(self) -> None:

@@ -8,14 +8,13 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.db.models import F
 
 from tests.conftest import user_of
 from weiying.org import services as org
 from weiying.org.models import Role
-from weiying.performance import selectors
+from weiying.performance import facts, selectors
 from weiying.performance.kpis import ensure_builtin
-from weiying.performance.models import DailyFact, DepartmentMonth
+from weiying.performance.models import DailyFact
 from weiying.performance.selectors import Period
 from weiying.reports import dashboards
 
@@ -26,14 +25,13 @@ TODAY = dt.date(2026, 3, 20)
 
 
 def fact(employee: Any, day: dt.date, measure: str, value: int, department: Any = None) -> None:
-    """One daily fact and its share of the department month, as facts.py keeps them."""
+    """One daily fact, with the department and subtree months summed again as facts.py keeps
+    them."""
     department = department or employee.department
-    DailyFact.objects.create(day=day, employee=employee, department=department,
-                             department_path=department.path, measure=measure, value=value)
-    row, _created = DepartmentMonth.objects.get_or_create(
-        month=day.replace(day=1), department=department, measure=measure, line="",
-        defaults={"department_path": department.path, "value": 0})
-    DepartmentMonth.objects.filter(pk=row.pk).update(value=F("value") + value)
+    DailyFact.objects.create(day=day, month=day.replace(day=1), employee=employee,
+                             department=department, department_path=department.path,
+                             measure=measure, value=value)
+    facts.resum()
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 Every function returns raw summed measures ({measure: int} in fen, seconds or counts) for a
 slice — a department's subtree, an employee, a product line — over a `Period`; KPIs are
 evaluated from them with `weiying.performance.kpis.Evaluator`. A department's figures over
-whole months come from the department months (one range over the tree path), anything finer
-from the daily facts; both hold the same sums, which the tests check.
+whole months come from its subtree months when it is near the top of the tree (a few rows a
+month), else from the department months (one range over the tree path); anything finer from
+the daily facts. All three hold the same sums, which the tests check.
 
 A department's figure is the facts of the people who were in its subtree on each day (the HR
 history), so someone who transferred mid-month counts in each department for their days there.
@@ -29,7 +30,7 @@ from weiying.core.errors import NotFound, ValidationFailed
 from weiying.core.scope import data_scope_of, scoped, visible_employees
 from weiying.org.choices import DataScope
 from weiying.org.models import Assignment, Department, Employee
-from weiying.performance.models import DailyFact, DepartmentMonth
+from weiying.performance.models import SUBTREE_DEPTH, DailyFact, DepartmentMonth, SubtreeMonth
 
 Raw = dict[str, int]
 
@@ -164,8 +165,10 @@ def employee_for(user: Any, employee: Employee | int | None) -> Employee | None:
 
 def _facts(user: Any, period: Period, *, department: Department | None,
            employee: Employee | None, line: str, measures: Iterable[str] | None) -> QuerySet:
+    # The months as well as the days: each (measure, month) is then one range of the slice
+    # index over the subtree's paths.
     qs = scoped(DailyFact.objects.filter(day__gte=period.start, day__lte=period.end,
-                                         line=line), user)
+                                         month__in=period.months(), line=line), user)
     if department is not None:
         qs = qs.filter(tree.subtree_q("department_path", department.path))
     if employee is not None:
@@ -190,6 +193,31 @@ def _months(user: Any, period: Period, *, department: Department | None, line: s
     return qs
 
 
+def _subtrees(user: Any, period: Period, *, departments: list[Department] | None,
+              line: str | None, measures: Iterable[str] | None) -> QuerySet | None:
+    """The subtree months of these departments (None: the whole company, through its roots)
+    for one product line ('' for all lines together, None for every line on its own), or None when they do not all have them (one deeper than SUBTREE_DEPTH) or the department
+    months would not answer either. The departments are in the viewer's view
+    (department_for), so their subtrees are too."""
+    if not period.whole_months:
+        return None
+    scope = data_scope_of(user)
+    if departments is None:
+        if scope != DataScope.ALL:
+            return None
+        qs = SubtreeMonth.objects.filter(depth=1)
+    else:
+        if (not departments or scope not in (DataScope.ALL, DataScope.SUBTREE)
+                or any(tree.depth(d.path) > SUBTREE_DEPTH for d in departments)):
+            return None
+        qs = SubtreeMonth.objects.filter(department_id__in=[d.pk for d in departments])
+    qs = qs.filter(month__gte=period.start, month__lte=period.end)
+    qs = scoped(qs.exclude(line="") if line is None else qs.filter(line=line), user)
+    if measures is not None:
+        qs = qs.filter(measure__in=list(measures))
+    return qs
+
+
 def _sum_by(qs: QuerySet, *keys: str) -> list[dict[str, Any]]:
     return list(qs.order_by().values(*keys).annotate(v=Sum("value")))
 
@@ -199,8 +227,12 @@ def totals(user: Any, *, period: Period, department: Department | int | None = N
            measures: Iterable[str] | None = None) -> Raw:
     department = department_for(user, department)
     employee = employee_for(user, employee)
-    qs = None if employee is not None else _months(user, period, department=department,
-                                                   line=line, measures=measures)
+    qs = None
+    if employee is None:
+        qs = _subtrees(user, period, departments=[department] if department else None,
+                       line=line, measures=measures)
+        if qs is None:
+            qs = _months(user, period, department=department, line=line, measures=measures)
     if qs is None:
         qs = _facts(user, period, department=department, employee=employee, line=line,
                     measures=measures)
@@ -242,7 +274,17 @@ def by_child(user: Any, *, period: Period, department: Department | int, line: s
     child) under the department's own id."""
     department = department_for(user, department)
     assert department is not None
-    children = {c.path: c.pk for c in Department.objects.filter(parent=department)}
+    kids = list(Department.objects.filter(parent=department))
+    children = {c.path: c.pk for c in kids}
+    below = _subtrees(user, period, departments=kids, line=line, measures=measures)
+    own = _months(user, period, department=None, line=line, measures=measures)
+    if below is not None and own is not None:
+        out = {}
+        for row in _sum_by(below, "department_id", "measure"):
+            out.setdefault(row["department_id"], {})[row["measure"]] = int(row["v"] or 0)
+        for row in _sum_by(own.filter(department_id=department.pk), "measure"):
+            out.setdefault(department.pk, {})[row["measure"]] = int(row["v"] or 0)
+        return out
     qs = _months(user, period, department=department, line=line, measures=measures)
     if qs is None:
         qs = _facts(user, period, department=department, employee=None, line=line,
@@ -263,8 +305,12 @@ def monthly(user: Any, *, period: Period, department: Department | int | None = 
     department = department_for(user, department)
     employee = employee_for(user, employee)
     out: dict[dt.date, Raw] = {m: {} for m in period.months()}
-    qs = None if employee is not None else _months(user, period, department=department,
-                                                   line=line, measures=measures)
+    qs = None
+    if employee is None:
+        qs = _subtrees(user, period, departments=[department] if department else None,
+                       line=line, measures=measures)
+        if qs is None:
+            qs = _months(user, period, department=department, line=line, measures=measures)
     if qs is not None:
         rows = _sum_by(qs, "month", "measure")
         key = "month"
@@ -299,12 +345,16 @@ def by_line(user: Any, *, period: Period, department: Department | int | None = 
     """{product line: figures} for the measures kept per line."""
     department = department_for(user, department)
     employee = employee_for(user, employee)
-    qs = scoped(DailyFact.objects.filter(day__gte=period.start, day__lte=period.end)
-                .exclude(line=""), user)
-    if department is not None:
-        qs = qs.filter(tree.subtree_q("department_path", department.path))
-    if employee is not None:
-        qs = qs.filter(employee_id=employee.pk)
+    qs = None if employee is not None else _subtrees(
+        user, period, departments=[department] if department else None, line=None,
+        measures=measures)
+    if qs is None:
+        qs = scoped(DailyFact.objects.filter(day__gte=period.start, day__lte=period.end,
+                                             month__in=period.months()).exclude(line=""), user)
+        if department is not None:
+            qs = qs.filter(tree.subtree_q("department_path", department.path))
+        if employee is not None:
+            qs = qs.filter(employee_id=employee.pk)
     if measures is not None:
         qs = qs.filter(measure__in=list(measures))
     out: dict[str, Raw] = defaultdict(dict)
