@@ -131,14 +131,13 @@ GROUP BY 1, 2, 3, 4, 5 HAVING SUM(m.value) <> 0
 """
 # Loaded as a DBA would: the secondary indexes dropped, the rows written, the indexes built.
 HAND_DROP = """
-DROP INDEX dailyfact_slice_idx, dailyfact_day_idx, departmentmonth_path_idx;
+DROP INDEX dailyfact_slice_idx, departmentmonth_path_idx;
 ALTER TABLE performance_dailyfact DROP CONSTRAINT dailyfact_unique;
 ALTER TABLE performance_departmentmonth DROP CONSTRAINT departmentmonth_unique;
 ALTER TABLE performance_subtreemonth DROP CONSTRAINT subtreemonth_unique
 """
 HAND_CREATE = """
 CREATE INDEX dailyfact_slice_idx ON performance_dailyfact (measure, month, department_path);
-CREATE INDEX dailyfact_day_idx ON performance_dailyfact (day, measure);
 CREATE INDEX departmentmonth_path_idx ON performance_departmentmonth (department_path, month);
 ALTER TABLE performance_dailyfact ADD CONSTRAINT dailyfact_unique
   UNIQUE (employee_id, measure, line, day);

@@ -98,7 +98,6 @@ class DailyFact(models.Model):
             # month before the path, so that a month is a bound, not a filter).
             models.Index(fields=["measure", "month", "department_path"],
                          name="dailyfact_slice_idx"),
-            models.Index(fields=["day", "measure"], name="dailyfact_day_idx"),
         ]
 
     def __str__(self) -> str:

@@ -48,6 +48,10 @@ class Migration(migrations.Migration):
             model_name='dailyfact',
             name='dailyfact_path_idx',
         ),
+        migrations.RemoveIndex(
+            model_name='dailyfact',
+            name='dailyfact_day_idx',
+        ),
         migrations.AddField(
             model_name='dailyfact',
             name='month',
