@@ -271,18 +271,6 @@ def test_an_add_without_a_state_records_no_arrival(reps, sandbox, arrivals):
     assert arrivals == []
 
 
-def test_an_add_works_before_the_channels_module_has_record_arrival(reps, sandbox,
-                                                                   monkeypatch):
-    from weiying.wechat import channels
-
-    monkeypatch.delattr(channels, "record_arrival")
-    simulate.add_contact(sandbox, userid="lilei", name="早到", external_userid="wmNEW3",
-                         state_value="x")
-    drain_all()
-
-    assert Customer.objects.filter(wechat_identities__value="wmNEW3").exists()
-
-
 def test_a_second_rep_adding_the_customer_becomes_a_collaborator(reps, sandbox, arrivals):
     simulate.add_contact(sandbox, userid="lilei", name="王女士", external_userid="wmNEW1")
     simulate.add_contact(sandbox, userid="zhaoli", external_userid="wmNEW1")

@@ -64,10 +64,8 @@ class Piece:
 
 # --- obligations ---------------------------------------------------------------------------
 def _components(product: Any) -> list[tuple[Any, Decimal]]:
-    try:
-        from weiying.catalog.bundles import components
-    except ImportError:  # the bundle module is optional
-        return []
+    from weiying.catalog.bundles import components
+
     return list(components(product))
 
 

@@ -504,13 +504,7 @@ def _forecast(user: Any, department: Department | None, today: dt.date) -> Table
 
 def _targets(user: Any, employee: Employee | None, department: Department | None,
              period: Period) -> dict[str, Decimal]:
-    """{kpi code: target} for the slice and period, when the targets are installed."""
-    try:
-        from weiying.performance import models_targets
-    except ImportError:  # pragma: no cover
-        return {}
-    if getattr(models_targets, "Target", None) is None:
-        return {}
+    """{kpi code: target} for the slice and period."""
     from weiying.performance import targets
 
     found = targets.targets_of(user, period=period, employee=employee, department=department)

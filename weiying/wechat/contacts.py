@@ -579,14 +579,10 @@ def handle_add(row: Any, message: dict[str, Any]) -> str:
     state = str(message.get("State") or "")
     employee = writer.people.get(str(message.get("UserID") or ""))
     if state:
-        try:
-            from weiying.wechat.channels import record_arrival
-        except ImportError:
-            record_arrival = None
-        if record_arrival is not None:
-            record_arrival(state=state, external_id=external_userid, employee=employee,
-                           customer=customer, at=_aware(message.get("CreateTime"))
-                           or timezone.now())
+        from weiying.wechat.channels import record_arrival
+
+        record_arrival(state=state, external_id=external_userid, employee=employee,
+                       customer=customer, at=_aware(message.get("CreateTime")) or timezone.now())
     return ", ".join(f"{k}={v}" for k, v in writer.counts.items() if v) or "no change"
 
 
