@@ -9,7 +9,7 @@ viewer who sees the whole subtree:
   its department months, under its own path);
 - the 12 months up to the period's last month (the subtree months, grouped by month);
 - everyone's measures over the period from performance_dailyfact (one range per measure and
-  month), of which the ten best by signed amount, then collected, then id;
+  day), of which the ten best by signed amount, then collected, then id;
 - the open pipeline by expected close month, for the three months from `today`.
 
 `hand_figures(hand)` and `board_figures(board)` put both into the same comparable shape:
@@ -57,12 +57,8 @@ def _months_total(cursor: Any, department: int, start: dt.date, end: dt.date) ->
     return {m: int(v) for m, v in cursor.fetchall()}
 
 
-def _months(start: dt.date, end: dt.date) -> list[dt.date]:
-    out, day = [], start
-    while day <= end:
-        out.append(day)
-        day = _first_of(day, -1)
-    return out
+def _days(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def _shift_year(day: dt.date) -> dt.date:
@@ -120,10 +116,10 @@ def hand_director(cursor: Any, department_path: str, start: dt.date, end: dt.dat
         "SUM(CASE WHEN measure = 'signed_amount' THEN value ELSE 0 END) AS signed, "
         "SUM(CASE WHEN measure = 'collected' THEN value ELSE 0 END) AS collected "
         "FROM performance_dailyfact WHERE department_path >= %s AND department_path < %s "
-        "AND line = '' AND month = ANY(%s) AND day >= %s AND day <= %s "
+        "AND line = '' AND day = ANY(%s) "
         "AND measure IN ('signed_amount', 'collected', 'new_customers', 'won', 'lost') "
         "GROUP BY employee_id ORDER BY signed DESC, collected DESC, employee_id LIMIT %s",
-        [path, upper, _months(start, end), start, end, TOP])
+        [path, upper, _days(start, end), TOP])
     out["top"] = [(int(e), int(s)) for e, s, _c in cursor.fetchall()]
     if today is None:
         from django.utils import timezone

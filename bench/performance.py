@@ -137,7 +137,7 @@ ALTER TABLE performance_departmentmonth DROP CONSTRAINT departmentmonth_unique;
 ALTER TABLE performance_subtreemonth DROP CONSTRAINT subtreemonth_unique
 """
 HAND_CREATE = """
-CREATE INDEX dailyfact_slice_idx ON performance_dailyfact (measure, month, department_path);
+CREATE INDEX dailyfact_slice_idx ON performance_dailyfact (measure, day, department_path);
 CREATE INDEX departmentmonth_path_idx ON performance_departmentmonth (department_path, month);
 ALTER TABLE performance_dailyfact ADD CONSTRAINT dailyfact_unique
   UNIQUE (employee_id, measure, line, day);

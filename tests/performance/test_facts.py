@@ -220,6 +220,35 @@ def test_subtree_months_department_months_and_days_agree(company: Any, worked: d
     assert from_months == from_subtrees
 
 
+def test_the_database_ranks_as_the_figures_do(company: Any, worked: dt.date) -> None:
+    from tests.performance.helpers import put_facts
+    from weiying.performance.selectors import top_employees
+
+    march = Period.month(2026, 3)
+    # Beside rep_a's worked month: one who signed less, one who only collected, one who
+    # only lost (ranked on zeros, by id).
+    put_facts([(company.rep_a2, dt.date(2026, 3, 4), "signed_amount", 1000),
+               (company.rep_b, dt.date(2026, 3, 5), "collected", 500),
+               (company.manager_b, dt.date(2026, 3, 6), "lost", 1)])
+    measures = ["signed_amount", "collected", "won", "lost"]
+    admin = user_of(company.admin)
+    figures = by_employee(admin, period=march, department=company.hq, measures=measures)
+    expected = sorted(figures, key=lambda pk: (-figures[pk].get("signed_amount", 0),
+                                               -figures[pk].get("collected", 0), pk))
+    assert len(expected) == 4 and expected[0] == company.rep_a.pk
+    ranked = top_employees(admin, period=march, department=company.hq, measures=measures,
+                           by=["signed_amount", "collected"], limit=10)
+    assert ranked == expected
+    assert top_employees(admin, period=march, department=company.hq, measures=measures,
+                         by=["signed_amount", "collected"], limit=1) == expected[:1]
+    assert by_employee(admin, period=march, department=company.hq, measures=measures,
+                       employees=expected[:1]) == {expected[0]: figures[expected[0]]}
+    # A rep ranks only themselves, whatever the department asked for is.
+    mine = top_employees(user_of(company.rep_a), period=march, measures=measures,
+                         by=["signed_amount"])
+    assert mine == [company.rep_a.pk]
+
+
 def test_a_department_move_carries_its_facts(company: Any, worked: dt.date) -> None:
     admin = user_of(company.admin)
     march = Period.month(2026, 3)

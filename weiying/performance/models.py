@@ -79,7 +79,7 @@ class DailyFact(models.Model):
     scope = ScopeRule(owner="employee", department="department", follows_owner=False)
 
     day = models.DateField()
-    month = models.DateField()  # the first day of the day's month, for whole-month slices
+    month = models.DateField()  # the first day of the day's month, for the month sums
     # No index of its own: the unique constraint's index leads with the employee.
     employee = models.ForeignKey("org.Employee", on_delete=models.CASCADE, related_name="+",
                                  db_index=False, db_constraint=False)
@@ -94,9 +94,10 @@ class DailyFact(models.Model):
         constraints = [models.UniqueConstraint(
             fields=["employee", "measure", "line", "day"], name="dailyfact_unique")]
         indexes = [
-            # A measure's month in a subtree is one contiguous range of this index (the
-            # month before the path, so that a month is a bound, not a filter).
-            models.Index(fields=["measure", "month", "department_path"],
+            # A measure's day in a subtree is one contiguous range of this index: a slice
+            # names its measures and its days (day IN …), so every one is a bound and no
+            # other day of the subtree is read.
+            models.Index(fields=["measure", "day", "department_path"],
                          name="dailyfact_slice_idx"),
         ]
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Case, Q, QuerySet, Sum, When
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -122,6 +122,11 @@ class Period:
             return Period.of(back(self.start), self.kind)
         return Period(back(self.start), back(self.end))
 
+    def days(self) -> list[dt.date]:
+        """Every day of the period. Reads of the daily facts name them (day IN …) rather than
+        a range: each (measure, day) is then one range of the slice index over a subtree."""
+        return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
     def months(self) -> list[dt.date]:
         out, day = [], self.start.replace(day=1)
         while day <= self.end:
@@ -165,10 +170,7 @@ def employee_for(user: Any, employee: Employee | int | None) -> Employee | None:
 
 def _facts(user: Any, period: Period, *, department: Department | None,
            employee: Employee | None, line: str, measures: Iterable[str] | None) -> QuerySet:
-    # The months as well as the days: each (measure, month) is then one range of the slice
-    # index over the subtree's paths.
-    qs = scoped(DailyFact.objects.filter(day__gte=period.start, day__lte=period.end,
-                                         month__in=period.months(), line=line), user)
+    qs = scoped(DailyFact.objects.filter(day__in=period.days(), line=line), user)
     if department is not None:
         qs = qs.filter(tree.subtree_q("department_path", department.path))
     if employee is not None:
@@ -257,15 +259,37 @@ def compare(user: Any, *, period: Period, today: dt.date | None = None,
 
 
 def by_employee(user: Any, *, period: Period, department: Department | int | None = None,
-                line: str = "", measures: Iterable[str] | None = None) -> dict[int, Raw]:
-    """{employee id: figures} for everyone with facts in the slice (in the viewer's scope)."""
+                line: str = "", measures: Iterable[str] | None = None,
+                employees: Iterable[int] | None = None) -> dict[int, Raw]:
+    """{employee id: figures} for everyone with facts in the slice (in the viewer's scope),
+    or for these employees of it."""
     department = department_for(user, department)
     qs = _facts(user, period, department=department, employee=None, line=line,
                 measures=measures)
+    if employees is not None:
+        qs = qs.filter(employee_id__in=list(employees))
     out: dict[int, Raw] = defaultdict(dict)
     for row in _sum_by(qs, "employee_id", "measure"):
         out[row["employee_id"]][row["measure"]] = int(row["v"] or 0)
     return dict(out)
+
+
+def top_employees(user: Any, *, period: Period, department: Department | int | None = None,
+                  line: str = "", measures: Iterable[str], by: Iterable[str],
+                  limit: int = 10) -> list[int]:
+    """The ids of the `limit` people with facts of `measures` in the slice who have the most
+    of the first measure of `by`, then of the next…, then the lowest id (in the viewer's
+    scope). The ranking is one aggregate in the database: a subtree of 10,000 people ranks
+    without its figures coming to Python."""
+    department = department_for(user, department)
+    keys = list(by)
+    qs = _facts(user, period, department=department, employee=None, line=line,
+                measures=set(measures) | set(keys))
+    sums = {f"rank_{i}": Sum(Case(When(measure=m, then="value"), default=0))
+            for i, m in enumerate(keys)}
+    rows = (qs.order_by().values("employee_id").annotate(**sums)
+            .order_by(*[f"-rank_{i}" for i in range(len(keys))], "employee_id")[:limit])
+    return [row["employee_id"] for row in rows]
 
 
 def by_child(user: Any, *, period: Period, department: Department | int, line: str = "",
@@ -349,8 +373,7 @@ def by_line(user: Any, *, period: Period, department: Department | int | None = 
         user, period, departments=[department] if department else None, line=None,
         measures=measures)
     if qs is None:
-        qs = scoped(DailyFact.objects.filter(day__gte=period.start, day__lte=period.end,
-                                             month__in=period.months()).exclude(line=""), user)
+        qs = scoped(DailyFact.objects.filter(day__in=period.days()).exclude(line=""), user)
         if department is not None:
             qs = qs.filter(tree.subtree_q("department_path", department.path))
         if employee is not None:

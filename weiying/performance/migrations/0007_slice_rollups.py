@@ -1,4 +1,4 @@
-"""The month of each daily fact (for whole-month slices), the subtree months of the
+"""The month of each daily fact (for the month sums), an index for slices, the subtree months of the
 departments near the top of the tree, and no database foreign keys on the derived tables
 (see the models' docstring). Existing facts get their month and the subtree months are summed
 from the department months here, so nothing waits for the nightly rebuild."""
@@ -74,7 +74,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='dailyfact',
-            index=models.Index(fields=['measure', 'month', 'department_path'], name='dailyfact_slice_idx'),
+            index=models.Index(fields=['measure', 'day', 'department_path'], name='dailyfact_slice_idx'),
         ),
         migrations.AddField(
             model_name='subtreemonth',
