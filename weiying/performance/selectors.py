@@ -125,7 +125,8 @@ class Period:
     def days(self) -> list[dt.date]:
         """Every day of the period. Reads of the daily facts name them (day IN …) rather than
         a range: each (measure, day) is then one range of the slice index over a subtree."""
-        return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+        return [self.start + dt.timedelta(days=i)
+                for i in range((self.end - self.start).days + 1)]
 
     def months(self) -> list[dt.date]:
         out, day = [], self.start.replace(day=1)
@@ -198,7 +199,8 @@ def _months(user: Any, period: Period, *, department: Department | None, line: s
 def _subtrees(user: Any, period: Period, *, departments: list[Department] | None,
               line: str | None, measures: Iterable[str] | None) -> QuerySet | None:
     """The subtree months of these departments (None: the whole company, through its roots)
-    for one product line ('' for all lines together, None for every line on its own), or None when they do not all have them (one deeper than SUBTREE_DEPTH) or the department
+    for one product line ('' for all lines together, None for every line on its own); or
+    None when they do not all have them (one deeper than SUBTREE_DEPTH) or the department
     months would not answer either. The departments are in the viewer's view
     (department_for), so their subtrees are too."""
     if not period.whole_months:
@@ -284,7 +286,7 @@ def top_employees(user: Any, *, period: Period, department: Department | int | N
     department = department_for(user, department)
     keys = list(by)
     qs = _facts(user, period, department=department, employee=None, line=line,
-                measures=set(measures) | set(keys))
+                measures=sorted(set(measures) | set(keys)))
     sums = {f"rank_{i}": Sum(Case(When(measure=m, then="value"), default=0))
             for i, m in enumerate(keys)}
     rows = (qs.order_by().values("employee_id").annotate(**sums)
