@@ -235,7 +235,7 @@ def bench_rebuild(repeat: int) -> list[Row]:
     goal = "met" if max(ours_s) <= 300 else "MISSED"
     return [Row(
         f"nightly rebuild of the roll-ups, {people:,} employees → {n_facts:,} daily facts, "
-        f"{n_months:,} department months",
+        f"{n_months:,} department months, {steps['subtrees'][0]:,} subtree months",
         orm=" / ".join(f"{s:.1f} s" for s in ours_s),
         sql=" / ".join(f"{s:.1f} s" for s in hand_s), ratio=f"{best / hand_best:.2f}× (best)",
         note=f"{repeat} runs each, alternating; identical rows (EXCEPT ALL both ways); "
@@ -274,7 +274,7 @@ def bench_dashboard(runs: int) -> list[Row]:
     user, who = _director(dept)
     today = timezone.localdate()
     period = Period.of(today.replace(day=1) - dt.timedelta(days=1))  # the last whole month
-    next_user = run._users(user.pk, 2 * runs + 10)
+    next_user = run._users(user.pk, 3 * runs + 20)
 
     def ours() -> Any:
         return director_dashboard(next_user(), dept, period)
@@ -295,6 +295,12 @@ def bench_dashboard(runs: int) -> list[Row]:
                                         day__gte=period.start, day__lte=period.end).count()
     ours_ms, hand_ms = run._timings(ours, runs), run._timings(hand, runs)
     p95, h95 = run._p(ours_ms, .95), run._p(hand_ms, .95)
+    # The month a director opens by default is the running one: its month-to-date is set
+    # against the same days of the month before and of a year before, read from the daily
+    # facts (no hand side: hand_director reads whole months only).
+    running = Period.of(today)
+    running_ms = run._timings(lambda: director_dashboard(next_user(), dept, running), runs)
+    r95 = run._p(running_ms, .95)
     return [Row(
         f"director's dashboard {period.label}, subtree of {dept.name} ({people:,} of "
         f"{total:,} people, {in_slice:,} daily facts in the month), as {who}",
@@ -302,7 +308,10 @@ def bench_dashboard(runs: int) -> list[Row]:
         queries=str(len(ctx.captured_queries)),
         note=f"{runs} runs; same figures (signed ¥{a['headline']['signed_amount']:,}); goal "
              f"p95 ≤ 300 ms: {'met' if p95 <= 300 else 'MISSED'}; ratio goal ≤ 1.5×: "
-             f"{'met' if p95 / h95 <= 1.5 else 'MISSED'}")]
+             f"{'met' if p95 / h95 <= 1.5 else 'MISSED'}"),
+        Row(f"  the same dashboard over the running month {running.label} (to {today:%m-%d}), "
+            f"compared with the same days before", orm=run._ms(running_ms),
+            note=f"{runs} runs; ours only; p95 ≤ 300 ms: {'met' if r95 <= 300 else 'MISSED'}")]
 
 
 def bench_funnel(runs: int) -> list[Row]:
@@ -321,7 +330,7 @@ def bench_funnel(runs: int) -> list[Row]:
     end = today.replace(day=1) - dt.timedelta(days=1)
     start = (end.replace(day=1) - dt.timedelta(days=335)).replace(day=1)
     pipeline = default_pipeline()
-    next_user = run._users(user.pk, 2 * runs + 10)
+    next_user = run._users(user.pk, 3 * runs + 20)
 
     def ours() -> Any:
         return company_funnel(next_user(), start, end, pipeline).figures()

@@ -264,6 +264,24 @@ def test_a_department_move_carries_its_facts(company: Any, worked: dt.date) -> N
                                                 "value")) == subtrees
 
 
+def test_the_subtree_scope_reads_the_facts_own_path_copy(company: Any, worked: dt.date) -> None:
+    """A subtree viewer's filter on the facts is a range on their path copy (no join to the
+    departments), and keeps exactly the rows the departments' own paths would."""
+    from weiying.core import tree
+    from weiying.core.scope import scoped
+
+    seen = {}
+    for person in (company.director, company.manager_b):
+        mine = scoped(DailyFact.objects.all(), user_of(person))
+        assert "org_department" not in str(mine.query)
+        by_join = DailyFact.objects.filter(tree.subtree_q("department__path",
+                                                          person.department.path))
+        seen[person.pk] = set(mine.values_list("pk", flat=True))
+        assert seen[person.pk] == set(by_join.values_list("pk", flat=True))
+    # The worked month is rep_a's, in the director's subtree and not in team_b.
+    assert seen[company.director.pk] and not seen[company.manager_b.pk]
+
+
 def test_the_scope_limits_the_figures(company: Any, worked: dt.date) -> None:
     from weiying.core.errors import NotFound
 

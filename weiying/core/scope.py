@@ -37,6 +37,10 @@ class ScopeRule:
     # False for history (the finance subledger): a row keeps the department it was booked in
     # when its owner later transfers.
     follows_owner: bool = True
+    # A copy of the department's tree path kept on the row (the performance roll-ups, whose
+    # copies follow a department's move): the subtree scope is then a range on the row itself,
+    # answered from the row's own index, with no join to the departments.
+    department_path: str | None = None
 
 
 def data_scope_of(user: Any) -> str:
@@ -77,7 +81,10 @@ def scope_q(model: type[Model], user: Any) -> Q | None:
             q = Q(**{f"{owner}__department_id": dept.pk})
     else:  # SUBTREE
         # One range on the department path: a few departments, then an index per department.
-        q = tree.subtree_q(f"{rule.department or owner + '__department'}__path", dept.path)
+        if rule.department_path:
+            q = tree.subtree_q(rule.department_path, dept.path)
+        else:
+            q = tree.subtree_q(f"{rule.department or owner + '__department'}__path", dept.path)
     if rule.pool:
         # A shared pool belongs to a department (or to the whole company when empty); everyone
         # inside that department may see what is in it.

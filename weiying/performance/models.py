@@ -76,7 +76,8 @@ class Kpi(models.Model):
 
 
 class DailyFact(models.Model):
-    scope = ScopeRule(owner="employee", department="department", follows_owner=False)
+    scope = ScopeRule(owner="employee", department="department", follows_owner=False,
+                      department_path="department_path")
 
     day = models.DateField()
     month = models.DateField()  # the first day of the day's month, for the month sums
@@ -108,7 +109,7 @@ class DailyFact(models.Model):
 class DepartmentMonth(models.Model):
     # A department's month belongs to the department; a rep (own records) sees none of it.
     scope = ScopeRule(owner="department__manager", department="department",
-                      follows_owner=False)
+                      follows_owner=False, department_path="department_path")
 
     month = models.DateField()  # the first day of the month
     # No index of its own: the unique constraint's index leads with the department.
