@@ -222,6 +222,17 @@ def _subtrees(user: Any, period: Period, *, departments: list[Department] | None
     return qs
 
 
+def _rolled(user: Any, period: Period, *, department: Department | None, line: str,
+            measures: Iterable[str] | None) -> QuerySet | None:
+    """The month rows that answer for a department (or the company): its subtree months, else
+    the department months; None when only the daily facts can."""
+    qs = _subtrees(user, period, departments=[department] if department else None, line=line,
+                   measures=measures)
+    if qs is None:
+        qs = _months(user, period, department=department, line=line, measures=measures)
+    return qs
+
+
 def _sum_by(qs: QuerySet, *keys: str) -> list[dict[str, Any]]:
     return list(qs.order_by().values(*keys).annotate(v=Sum("value")))
 
@@ -231,12 +242,8 @@ def totals(user: Any, *, period: Period, department: Department | int | None = N
            measures: Iterable[str] | None = None) -> Raw:
     department = department_for(user, department)
     employee = employee_for(user, employee)
-    qs = None
-    if employee is None:
-        qs = _subtrees(user, period, departments=[department] if department else None,
-                       line=line, measures=measures)
-        if qs is None:
-            qs = _months(user, period, department=department, line=line, measures=measures)
+    qs = None if employee is not None else _rolled(user, period, department=department,
+                                                   line=line, measures=measures)
     if qs is None:
         qs = _facts(user, period, department=department, employee=employee, line=line,
                     measures=measures)
@@ -331,12 +338,8 @@ def monthly(user: Any, *, period: Period, department: Department | int | None = 
     department = department_for(user, department)
     employee = employee_for(user, employee)
     out: dict[dt.date, Raw] = {m: {} for m in period.months()}
-    qs = None
-    if employee is None:
-        qs = _subtrees(user, period, departments=[department] if department else None,
-                       line=line, measures=measures)
-        if qs is None:
-            qs = _months(user, period, department=department, line=line, measures=measures)
+    qs = None if employee is not None else _rolled(user, period, department=department,
+                                                   line=line, measures=measures)
     if qs is not None:
         rows = _sum_by(qs, "month", "measure")
         key = "month"

@@ -13,22 +13,21 @@ COLUMNS = {
 }
 
 
-def forwards(apps, schema_editor):
+def _collate(schema_editor, collation):
     if schema_editor.connection.vendor != "postgresql":
         return
     for table, columns in COLUMNS.items():
-        changes = ", ".join(f'ALTER COLUMN {name} TYPE varchar({size}) COLLATE "C"'
+        changes = ", ".join(f'ALTER COLUMN {name} TYPE varchar({size}) COLLATE "{collation}"'
                             for name, size in columns)
         schema_editor.execute(f"ALTER TABLE {table} {changes}")
+
+
+def forwards(apps, schema_editor):
+    _collate(schema_editor, "C")
 
 
 def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for table, columns in COLUMNS.items():
-        changes = ", ".join(f'ALTER COLUMN {name} TYPE varchar({size}) COLLATE "default"'
-                            for name, size in columns)
-        schema_editor.execute(f"ALTER TABLE {table} {changes}")
+    _collate(schema_editor, "default")
 
 
 class Migration(migrations.Migration):
