@@ -53,7 +53,8 @@ def _insert_sql(family: str, where: str) -> list[str]:
             f"INSERT INTO {FACT} (day, month, employee_id, department_id, department_path, "
             f"measure, line, value) SELECT s.day, {_month_of('s.day')}, s.emp, a.department_id, "
             f"d.path, s.measure, s.line, s.value FROM ({body}) s "
-            f"JOIN org_assignment a ON a.employee_id = s.emp AND a.starts_on <= s.day AND (a.ends_on IS NULL OR s.day < a.ends_on) "
+            f"JOIN org_assignment a ON a.employee_id = s.emp AND a.starts_on <= s.day "
+            f"AND (a.ends_on IS NULL OR s.day < a.ends_on) "
             f"JOIN org_department d ON d.id = a.department_id WHERE s.value <> 0"
         )
     return out
