@@ -340,7 +340,7 @@ def test_the_bulk_rebuild_puts_back_every_index_and_constraint(company):
     steps = facts.rebuild()
 
     assert {t: _schema(t) for t in (facts.FACT, facts.MONTH, facts.SUBTREE)} == before
-    assert steps["indexes"][0] >= 5  # the facts' four indexes and keys, the months' own
+    assert steps["indexes"][0] >= 5  # the facts' index and key, the months' two, the subtrees' key
     row = DailyFact.objects.get(employee=company.rep_a, measure="followups")
     with pytest.raises(IntegrityError), transaction.atomic():
         DailyFact.objects.create(day=row.day, month=row.month, employee=row.employee,

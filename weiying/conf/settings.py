@@ -97,7 +97,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 elif _db["ENGINE"].startswith("django.db.backends.postgresql"):
     # No JIT compilation for our queries: they are short, and compiling a plan PostgreSQL
-    # thought costly took 0.1 s of a 0.2 s dashboard query on the xl company. A DATABASE_URL
+    # thought costly took 0.1 s of a 0.6 s dashboard query on the xl company. A DATABASE_URL
     # that sets ?options=… keeps its own.
     _db.setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 DATABASES = {"default": _db}

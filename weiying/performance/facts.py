@@ -213,11 +213,8 @@ def rebuild(*, families: Iterable[str] | None = None) -> dict[str, Any]:
         everything = set(families) == set(FAMILIES)
         bulk = everything and connection.vendor == "postgresql"
         if bulk:
-            # Deferred foreign-key checks still pending in this transaction would refuse the
-            # TRUNCATE and the ALTER TABLEs; run them now (deferred again at the end: the
-            # setting lasts the transaction, and a caller's transaction, the demo's wipe say,
-            # relies on deferred checks).
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            # The tables have no foreign keys (models.py), so no deferred check of the
+            # caller's transaction is pending on them to refuse the TRUNCATE or ALTER TABLE.
             cursor.execute(f"TRUNCATE {FACT}, {MONTH}, {SUBTREE}")
             # Millions of rows load faster into a bare table whose indexes are built once
             # afterwards than row by row into them. Memory measured on the xl company: 256 MB
@@ -245,12 +242,10 @@ def rebuild(*, families: Iterable[str] | None = None) -> dict[str, Any]:
         timings.update(_sum_months(cursor, measures))
         if bulk:
             t = time.perf_counter()
-            for statement in bare:
+            for name, statement in bare:
                 started_one = time.perf_counter()
                 cursor.execute(statement)
-                timings[f"index:{statement.split(' ON ')[0][-40:]}"] = round(
-                    time.perf_counter() - started_one, 2)
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+                timings[f"index:{name}"] = round(time.perf_counter() - started_one, 2)
             timings["indexes"] = (len(bare), round(time.perf_counter() - t, 2))
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -261,13 +256,12 @@ def rebuild(*, families: Iterable[str] | None = None) -> dict[str, Any]:
     return timings
 
 
-def _strip(cursor: Any, table: str) -> list[str]:
-    """PostgreSQL: drop the table's secondary indexes, unique constraints and foreign keys
-    (the primary key stays); returns the statements that put them back as they were."""
+def _strip(cursor: Any, table: str) -> list[tuple[str, str]]:
+    """PostgreSQL: drop the table's secondary indexes and unique constraints (the primary key
+    stays); returns (name, statement) for putting each back as it was."""
     cursor.execute(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = %s::regclass AND contype IN ('u', 'f') ORDER BY contype DESC, conname",
-        [table])
+        "WHERE conrelid = %s::regclass AND contype = 'u' ORDER BY conname", [table])
     constraints = cursor.fetchall()
     cursor.execute(
         "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
@@ -278,10 +272,8 @@ def _strip(cursor: Any, table: str) -> list[str]:
         cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     for name, _definition in indexes:
         cursor.execute(f'DROP INDEX "{name}"')
-    # Indexes first, then the unique constraints (their own index), then the foreign keys
-    # (each checked in one pass over the table).
-    return ([definition for _name, definition in indexes]
-            + [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
+    return (list(indexes)
+            + [(name, f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
                for name, definition in constraints])
 
 

@@ -15,8 +15,10 @@
 
 The three are derived tables: written only by weiying.performance.facts from the records and
 the org tables, and rebuilt from scratch every night. They keep ids of employees and
-departments without database foreign keys (checking two keys on 40 million rows was a third
-of the nightly rebuild); Django's on_delete still runs, and departments are never deleted.
+departments without database foreign keys (after the bulk load each key was checked over
+all 38 million facts of the xl company; with the keys gone, two indexes dropped and byte-wise
+text keys, that step fell from 191 s to under 105 s); Django's on_delete still runs, and
+departments are never deleted.
 
 Targets live in models_targets, commissions in models_commissions.
 """

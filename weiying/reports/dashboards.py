@@ -429,7 +429,8 @@ def _people_table(name: str, title: str, figures: dict[int, selectors.Raw],
 
 
 def _rank(figures: dict[int, selectors.Raw], ids: list[int]) -> list[int]:
-    """Best first by RANKED_BY, then the lowest id (as selectors.top_employees ranks)."""
+    """Best first by RANKED_BY, then the lowest id (selectors.top_employees ranks the same way
+    in the database)."""
     return sorted(ids, key=lambda pk: (*(-figures.get(pk, {}).get(m, 0) for m in RANKED_BY),
                                        pk))
 
@@ -674,7 +675,7 @@ def _top_reps(user: Any, department: Department, period: Period,
                                      measures=TOP_MEASURES, by=RANKED_BY, limit=TOP_REPS)
     figures = selectors.by_employee(user, period=period, department=department,
                                     measures=TOP_MEASURES, employees=ranked)
-    order = _rank(figures, ranked)
+    order = ranked  # already best first
     people = {e.pk: e for e in Employee.objects.filter(pk__in=order)
               .select_related("department")}
     table = _people_table("top_reps", _("Top reps"), figures, people, order, kpis, period,
